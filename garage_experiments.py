@@ -1,0 +1,170 @@
+"""One builder per experiment: config -> env suite -> networks -> behaviour policy ->
+algorithm -> trainer (reference §1.1; garage's experiment launchers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import environments
+from environments.base import TaskSuite
+from experiment_utils import (ARCHITECTURE_CHOICES, MIXTURE_CHOICES, QSWITCH_SCORE_CHOICES,
+                              ExperimentConfig, default_target_entropy, make_log_dir,
+                              resolve_device, set_seed)
+from learning.algorithms.sac import MultiTaskSAC
+from learning.policies.behaviour import OwnPolicy
+from learning.policies.mixture_policies_wrapper import MixtureOfPolicies
+from learning.policies.qswitch_mixture_policies_wrapper import QSwitchMixturePolicy
+from learning.policies.tanh_gaussian import TanhGaussianPolicy
+from learning.q_functions.twin_q import TwinQFunction
+from learning.replay_buffer import TaskReplayBuffer
+from learning.sampler import Sampler
+from learning.trainer import Schedule, Trainer
+
+EVAL_ENV_BUDGET = 50  # evaluation sub-envs in total; episodes beyond run in waves
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What an experiment is made of and which architectures it accepts (reference §1.1)."""
+
+    family: str  # "dnc": per-task buffers, warm-up and gradient split; "sac": shared-learner schedule
+    qmp: bool  # behaviour policy is a mixture of the task policies
+    architectures: tuple[str, ...]  # allowed --policy_architecture / --Q_architecture
+    default_architecture: str
+    per_task_alpha: bool
+    summary: str
+
+
+EXPERIMENTS: dict[str, ExperimentSpec] = {
+    "sac": ExperimentSpec("sac", False, ("shared", "multihead"), "shared", False,
+                          "Shared: one SAC agent for all tasks"),
+    "mtsac": ExperimentSpec("sac", False, ("multihead", "shared"), "multihead", True,
+                            "Parameters: multi-task SAC with per-task temperature"),
+    "dnc_sac": ExperimentSpec("dnc", False, ("separate",), "separate", True,
+                              "Separated: one SAC learner per task"),
+    "qmp_dnc": ExperimentSpec("dnc", True, ("separate",), "separate", True,
+                              "Separated + QMP"),
+    "qmp_sac": ExperimentSpec("sac", True, ("multihead",), "multihead", True,
+                              "Parameters + QMP (multi-head)"),
+}
+
+
+def architectures(config: ExperimentConfig) -> tuple[str, str]:
+    spec = EXPERIMENTS[config.experiment]
+    return (config.policy_architecture or spec.default_architecture,
+            config.Q_architecture or spec.default_architecture)
+
+
+POSITIVE_INT_FLAGS = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_itr",
+                      "buffer_batch_size", "num_evaluation_episodes", "evaluation_frequency",
+                      "snapshot_gap", "replay_buffer_size", "envs_per_task", "policy_sampling_freq")
+
+
+def validate(config: ExperimentConfig) -> TaskSuite:
+    """Check every flag before any work; returns the suite.
+
+    Raises:
+        ValueError: naming the flag and its allowed values.
+    """
+    if config.experiment not in EXPERIMENTS:
+        raise ValueError(f"EXPERIMENT={config.experiment!r}; allowed: {', '.join(EXPERIMENTS)}")
+    spec = EXPERIMENTS[config.experiment]
+    for flag in POSITIVE_INT_FLAGS:
+        if getattr(config, flag) <= 0:
+            raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
+    if config.min_buffer_size < 0:
+        raise ValueError(f"--min_buffer_size must be >= 0, got {config.min_buffer_size}")
+    if not config.hidden_sizes or min(config.hidden_sizes) <= 0:
+        raise ValueError(f"--hidden_sizes must be positive integers, got {config.hidden_sizes}")
+    if config.lr <= 0 or not 0 < config.discount <= 1 or not 0 < config.target_update_tau <= 1:
+        raise ValueError("--lr must be > 0, --discount and --target_update_tau in (0, 1]")
+    for flag, arch in zip(("policy_architecture", "Q_architecture"), architectures(config)):
+        if arch not in ARCHITECTURE_CHOICES:
+            raise ValueError(f"--{flag}={arch!r}; allowed: {', '.join(ARCHITECTURE_CHOICES)}")
+        if arch not in spec.architectures:
+            raise ValueError(f"--{flag}={arch!r} cannot be used by {config.experiment}; "
+                             f"allowed: {', '.join(spec.architectures)}")
+    if spec.qmp and config.include_task_id:
+        raise ValueError(f"--include_task_id True cannot be used by {config.experiment}: QMP "
+                         "runs every task's policy on every task's states; allowed: False")
+    if config.experiment == "mtsac" and "shared" in architectures(config) and not config.include_task_id:
+        raise ValueError("mtsac with a shared network needs --include_task_id True (allowed: True)")
+    if config.mixture not in MIXTURE_CHOICES:
+        raise ValueError(f"--mixture={config.mixture!r}; allowed: {', '.join(MIXTURE_CHOICES)}")
+    if config.qswitch_score not in QSWITCH_SCORE_CHOICES:
+        raise ValueError(f"--qswitch_score={config.qswitch_score!r}; "
+                         f"allowed: {', '.join(QSWITCH_SCORE_CHOICES)}")
+    if config.mixture_warmup < 0:
+        raise ValueError(f"--mixture_warmup must be >= 0, got {config.mixture_warmup}")
+    resolve_device(config.device, config.gpu)
+    suite = environments.get_suite(config.env, tuple(config.sparse_tasks))
+    if spec.qmp and config.mixture == "domain" and config.mixture_probs is None \
+            and suite.domain_mixture is None:
+        raise ValueError(f"--mixture domain needs --mixture_probs FILE: {config.env} "
+                         "provides no domain mixture")
+    return suite
+
+
+def load_mixture_probs(config: ExperimentConfig, suite: TaskSuite) -> np.ndarray:
+    """Uniform 1/T, the suite's domain matrix, or a T x T matrix read with numpy.loadtxt."""
+    t = suite.num_tasks
+    if config.mixture == "uniform":
+        return np.full((t, t), 1.0 / t)
+    if config.mixture_probs is not None:
+        return np.loadtxt(config.mixture_probs, ndmin=2)
+    return np.asarray(suite.domain_mixture)
+
+
+def build_trainer(config: ExperimentConfig) -> Trainer:
+    """Assemble every component of a run (DESIGN §3 data flow)."""
+    suite = validate(config)
+    spec = EXPERIMENTS[config.experiment]
+    set_seed(config.seed)
+    device = resolve_device(config.device, config.gpu)
+    t = suite.num_tasks
+    probe = suite.make_env(0)
+    raw_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    probe.close()
+    obs_idx = suite.network_obs_indices(raw_dim, config.include_task_id)
+    policy_arch, q_arch = architectures(config)
+    hidden = tuple(config.hidden_sizes)
+    policy = TanhGaussianPolicy(policy_arch, t, len(obs_idx), act_dim, hidden).to(device)
+    qf = TwinQFunction(q_arch, t, len(obs_idx), act_dim, hidden).to(device)
+    algorithm = MultiTaskSAC(
+        policy, qf, t, per_task_alpha=spec.per_task_alpha, lr=config.lr,
+        discount=config.discount, tau=config.target_update_tau,
+        reward_scale=config.reward_scale,
+        target_entropy=default_target_entropy(config, act_dim),
+        task_reduction="sum" if spec.family == "dnc" else "mean")
+    own = OwnPolicy(policy)
+    behaviour, eval_modes = own, {"": own}
+    if spec.qmp:
+        if config.mixture == "qswitch":
+            behaviour = QSwitchMixturePolicy(policy, qf, config.policy_sampling_freq,
+                                             config.qswitch_score)
+        else:
+            behaviour = MixtureOfPolicies(policy, torch.as_tensor(load_mixture_probs(config, suite)),
+                                          config.policy_sampling_freq)
+        eval_modes = {"": behaviour, "p/": own}
+    episodes = max(1, config.num_evaluation_episodes // t)
+    sampler = Sampler(suite, config.envs_per_task, obs_idx, device, config.seed,
+                      discount=config.discount)
+    eval_sampler = Sampler(suite, min(episodes, max(1, EVAL_ENV_BUDGET // t)), obs_idx, device,
+                           config.seed + 10_000, test=True, discount=config.discount)
+    schedule = Schedule(spec.family, t, config.envs_per_task, config.batch_size,
+                        config.min_buffer_size, config.gradient_steps_per_itr,
+                        config.buffer_batch_size)
+    buffer = TaskReplayBuffer(t, config.replay_buffer_size, len(obs_idx), act_dim, device)
+    log_dir = make_log_dir(config)
+    return Trainer(config, suite, algorithm, behaviour, own, eval_modes, buffer, sampler,
+                   eval_sampler, schedule, log_dir)
+
+
+def run_experiment(config: ExperimentConfig) -> tuple[Path, dict[str, float]]:
+    """Build and train; returns (log dir, final pooled evaluation metrics)."""
+    trainer = build_trainer(config)
+    return trainer.log_dir, trainer.train()

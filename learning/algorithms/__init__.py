@@ -1,0 +1,1 @@
+"""Learning algorithms: multi-task SAC and its DnC / UDS variants."""

@@ -1,0 +1,175 @@
+"""Multi-task soft actor-critic on task-batched networks (reference §3.1).
+
+Each loss is a small function returning a per-task loss vector (T,) and statistics; the
+update reduces the vector over tasks (``sum`` for separately parameterised learners, which
+gives each task exactly its own gradient; ``mean`` for shared parameters, which equals the
+original's mean over a batch holding every task's samples) and steps the optimisers in the
+original's order: critics, then actor (seeing the updated critics), then temperature, then
+Polyak averaging of the target critics.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from learning.policies.tanh_gaussian import TanhGaussianPolicy
+from learning.q_functions.twin_q import TwinQFunction
+from learning.replay_buffer import TransitionBatch
+
+Stats = dict[str, torch.Tensor]  # name -> (T,) detached statistic
+
+
+def critic_loss(
+    batch: TransitionBatch,
+    policy: TanhGaussianPolicy,
+    qf: TwinQFunction,
+    target_qf: TwinQFunction,
+    alpha: torch.Tensor,
+    discount: float,
+    reward_scale: float,
+) -> tuple[torch.Tensor, Stats]:
+    """Soft Bellman error of both critics (reference §3.1 step 1; SAC, Haarnoja et al. 2018, eq. 5-7).
+
+    ``y = reward_scale * r + discount * (1 - d) * (min_k Qbar_k(s', a') - alpha * log pi(a'|s'))``
+    with ``a' ~ pi(.|s')``, computed without gradient;
+    ``loss_t = mean_B (Q1(s, a) - y)^2 + mean_B (Q2(s, a) - y)^2``.
+
+    Args:
+        batch: fields of shape (T, B, ...).
+        alpha: (T,) temperatures (detached inside).
+
+    Returns:
+        (loss (T,), stats) with Qf1Loss, Qf2Loss, QTarget, Qf1, Qf2 per task.
+    """
+    with torch.no_grad():
+        next_pi = policy(batch.next_obs)
+        target_q = torch.minimum(*target_qf(batch.next_obs, next_pi.action))
+        soft_value = target_q - alpha.detach()[:, None] * next_pi.log_prob
+        y = reward_scale * batch.reward + discount * (1.0 - batch.terminal) * soft_value
+    q1, q2 = qf(batch.obs, batch.action)
+    q1_loss = ((q1 - y) ** 2).mean(1)
+    q2_loss = ((q2 - y) ** 2).mean(1)
+    stats = {"Qf1Loss": q1_loss, "Qf2Loss": q2_loss, "QTarget": y.mean(1),
+             "Qf1": q1.mean(1), "Qf2": q2.mean(1)}
+    return q1_loss + q2_loss, {k: v.detach() for k, v in stats.items()}
+
+
+def actor_loss(
+    obs: torch.Tensor,
+    policy: TanhGaussianPolicy,
+    qf: TwinQFunction,
+    alpha: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, Stats]:
+    """``loss_t = mean_B (alpha_t * log pi(a~|s) - min_k Q_k(s, a~))``, a~ ~ pi(.|s) reparameterised
+    (reference §3.1 step 2; SAC eq. 12).
+
+    Args:
+        obs: (T, B, obs_dim).
+        alpha: (T,) temperatures (detached inside).
+
+    Returns:
+        (loss (T,), log_prob (T, B) for the temperature loss, stats with PolicyLoss, LogPi
+        and Entropy, the entropy of the pre-tanh Gaussian as the original logs it).
+    """
+    pi = policy(obs)
+    q = torch.minimum(*qf(obs, pi.action))
+    loss = (alpha.detach()[:, None] * pi.log_prob - q).mean(1)
+    entropy = (pi.log_std + 0.5 * (1.0 + math.log(2.0 * math.pi))).sum(-1).mean(1)
+    stats = {"PolicyLoss": loss.detach(), "LogPi": pi.log_prob.detach().mean(1),
+             "Entropy": entropy.detach()}
+    return loss, pi.log_prob, stats
+
+
+def temperature_loss(
+    log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float
+) -> torch.Tensor:
+    """``loss_t = -mean_B log(alpha_t) * (log pi(a|s) + target_entropy)`` (reference §3.1 step 3,
+    the DnC-family form; one form for every experiment, docs/deviations.md).
+
+    Args:
+        log_alpha: (T,) or (1,) learnable log temperatures.
+        log_prob: (T, B) log-probabilities of fresh actions (detached inside).
+
+    Returns:
+        (T,) loss; with a single temperature each task's row uses it.
+    """
+    return -(log_alpha[:, None] * (log_prob.detach() + target_entropy)).mean(1)
+
+
+class MultiTaskSAC(nn.Module):
+    """T SAC learners (or one shared learner) updated in one batched step.
+
+    Args:
+        policy: T-task tanh-Gaussian policy.
+        qf: T-task twin critic; the target critic is a frozen deep copy.
+        num_tasks: T.
+        per_task_alpha: one temperature per task (MTSAC, DnC) or one for all (``sac``).
+        lr: Adam learning rate of policy, critics and temperature (``--lr``).
+        discount: gamma (``--discount``).
+        tau: Polyak coefficient (``--target_update_tau``): target <- (1 - tau) target + tau online.
+        reward_scale: multiplies rewards in the target (``--reward_scale``).
+        target_entropy: H-bar, default -|A| (``--target_entropy``).
+        task_reduction: ``sum`` or ``mean`` of the per-task losses.
+    """
+
+    def __init__(self, policy: TanhGaussianPolicy, qf: TwinQFunction, num_tasks: int, *,
+                 per_task_alpha: bool, lr: float, discount: float, tau: float,
+                 reward_scale: float, target_entropy: float, task_reduction: str):
+        super().__init__()
+        if task_reduction not in ("sum", "mean"):
+            raise ValueError(f"task_reduction={task_reduction!r}; allowed: sum, mean")
+        self.policy, self.qf = policy, qf
+        self.target_qf = copy.deepcopy(qf).requires_grad_(False)
+        self.num_tasks = num_tasks
+        self.log_alpha = nn.Parameter(torch.zeros(num_tasks if per_task_alpha else 1))
+        self.discount, self.tau, self.reward_scale = discount, tau, reward_scale
+        self.target_entropy, self.task_reduction = target_entropy, task_reduction
+        self.policy_optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+        self.qf_optimizer = torch.optim.Adam(qf.parameters(), lr=lr)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=lr)
+
+    def alpha(self) -> torch.Tensor:
+        """(T,) current temperatures exp(log_alpha), broadcast if shared."""
+        return self.log_alpha.exp().expand(self.num_tasks)
+
+    def reduce(self, per_task: torch.Tensor) -> torch.Tensor:
+        return per_task.sum() if self.task_reduction == "sum" else per_task.mean()
+
+    def actor_objective(self, batch: TransitionBatch, alpha: torch.Tensor):
+        """Hook for regularised actors (DnC); returns (per-task loss, log_prob, stats)."""
+        return actor_loss(batch.obs, self.policy, self.qf, alpha)
+
+    def update(self, batch: TransitionBatch) -> Stats:
+        """One gradient step of every learner on a (T, B) minibatch; returns per-task stats."""
+        alpha = self.alpha().detach()
+        q_loss, stats = critic_loss(batch, self.policy, self.qf, self.target_qf, alpha,
+                                    self.discount, self.reward_scale)
+        self.qf_optimizer.zero_grad(set_to_none=True)
+        self.reduce(q_loss).backward()
+        self.qf_optimizer.step()
+
+        pi_loss, log_prob, pi_stats = self.actor_objective(batch, alpha)
+        self.policy_optimizer.zero_grad(set_to_none=True)
+        self.reduce(pi_loss).backward(inputs=list(self.policy.parameters()))
+        self.policy_optimizer.step()
+
+        a_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        self.reduce(a_loss).backward()
+        self.alpha_optimizer.step()
+
+        self.polyak_update()
+        stats.update(pi_stats)
+        stats["AlphaLoss"] = a_loss.detach()
+        stats["AlphaTemperature"] = self.alpha().detach()
+        return stats
+
+    @torch.no_grad()
+    def polyak_update(self) -> None:
+        """target <- (1 - tau) * target + tau * online, for both target critics."""
+        torch._foreach_lerp_(list(self.target_qf.parameters()), list(self.qf.parameters()),
+                             self.tau)

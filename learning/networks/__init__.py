@@ -1,0 +1,42 @@
+"""Task-batched MLPs: every network maps (T, B, in) -> (T, B, out).
+
+An input whose leading (task) axis has size 1 is broadcast to every task, which is how one
+batch of states is fed to all T task networks at once (the Q-switch candidates, reference §3.5).
+Architectures are chosen by name from :data:`ARCHITECTURES`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from learning.networks.multihead import MultiheadMLP
+from learning.networks.separate import SeparateMLP
+from learning.networks.shared import SharedMLP
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "separate": SeparateMLP,
+    "multihead": MultiheadMLP,
+    "shared": SharedMLP,
+}
+
+
+def build_network(
+    architecture: str,
+    num_tasks: int,
+    in_dim: int,
+    hidden_sizes: tuple[int, ...],
+    out_dim: int,
+    init: str = "xavier_uniform",
+) -> nn.Module:
+    """Build a task-batched MLP by architecture name.
+
+    Raises:
+        ValueError: unknown architecture (the message lists the allowed names).
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture {architecture!r}; allowed: {', '.join(ARCHITECTURES)}"
+        )
+    return ARCHITECTURES[architecture](num_tasks, in_dim, tuple(hidden_sizes), out_dim, init=init)

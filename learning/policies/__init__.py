@@ -1,0 +1,1 @@
+"""Policies: the tanh-Gaussian learner and the behaviour policies that collect data."""

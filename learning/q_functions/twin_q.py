@@ -1,0 +1,45 @@
+"""Twin Q functions Q1, Q2 on task-batched MLPs (reference §2.2, §3.1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from learning.networks import build_network
+
+
+class TwinQFunction(nn.Module):
+    """Two independent critics ``Q_k,t(s, a)`` for k in {1, 2} and every task t.
+
+    Garage initialisation for Q functions: Xavier-normal weights, zero biases.
+
+    Args:
+        architecture: ``separate`` | ``multihead`` | ``shared``.
+        num_tasks: T.
+        obs_dim: network observation size.
+        act_dim: action size.
+        hidden_sizes: MLP widths.
+    """
+
+    def __init__(
+        self,
+        architecture: str,
+        num_tasks: int,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: tuple[int, ...],
+    ):
+        super().__init__()
+        self.q1 = build_network(architecture, num_tasks, obs_dim + act_dim, hidden_sizes, 1,
+                                init="xavier_normal")
+        self.q2 = build_network(architecture, num_tasks, obs_dim + act_dim, hidden_sizes, 1,
+                                init="xavier_normal")
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Q1, Q2), each (T, B), for obs (T, B, obs_dim) and action (T, B, act_dim)."""
+        x = torch.cat([obs, action], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+    def q1_value(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q1 alone, (T, B); the original Q-switch scores with it (reference §3.5)."""
+        return self.q1(torch.cat([obs, action], dim=-1)).squeeze(-1)
