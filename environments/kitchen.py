@@ -48,7 +48,10 @@ ACTION_SCALE = 2.0  # §4.6: action x 2 = desired joint velocity
 FRAME_SKIP = 40  # §4.6: 40 x 2 ms = 0.08 s per step
 # Finger-pad centre in each finger body's frame (m): the middle of the capsule pair at
 # z = 0.0775 on the finger's inner face (the model has no pad sites; ±y per finger).
-_PAD_OFFSET = {"panda0_leftfinger": (0.0, 0.0085, 0.0775), "panda0_rightfinger": (0.0, -0.0085, 0.0775)}
+_PAD_OFFSET = {
+    "panda0_leftfinger": (0.0, 0.0085, 0.0775),
+    "panda0_rightfinger": (0.0, -0.0085, 0.0775),
+}
 
 _ASSET_REL = "../assets/kitchen_franka/kitchen_assets/kitchen_env_model.xml"
 
@@ -125,12 +128,12 @@ def _kitchen_defaults() -> tuple[mujoco.MjModel, np.ndarray, dict, dict]:
     init_qpos = np.array(ref.robot_env.init_qpos, dtype=np.float64).copy()
     ref.close()
     indices = {k: np.asarray(v) for k, v in kitchen_env.OBS_ELEMENT_INDICES.items()}
-    goals = {k: np.asarray(v, dtype=np.float64) for k, v in kitchen_env.OBS_ELEMENT_GOALS.items()}
+    goals = {k: np.asarray(v, np.float64) for k, v in kitchen_env.OBS_ELEMENT_GOALS.items()}
     return model, init_qpos, indices, goals
 
 
 def task_layout(task: int) -> dict[str, np.ndarray]:
-    """Start qpos (30,), element qpos indices, target (len(idx),) and goal vector (30,) of a task."""
+    """A task's start qpos (30,), element qpos indices, target (len(idx),), goal vector (30,)."""
     _, init_qpos, indices, goals = _kitchen_defaults()
     spec = TASKS[task]
     idx = indices[spec.element]
@@ -188,7 +191,8 @@ class KitchenTaskEnv(FrankaRobot):
         self.act_mid, self.act_rng = np.zeros(9), np.full(9, ACTION_SCALE)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(60,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(9,), dtype=np.float32)
-        self.np_random = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, self.task])))
+        seq = np.random.SeedSequence([seed, self.task])
+        self.np_random = np.random.Generator(np.random.PCG64(seq))
         self._last_robot_qpos = self._start_qpos[:9].copy()
         self._init_dist_goal = self._init_dist_hand = 0.0
 

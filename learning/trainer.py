@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -19,6 +20,9 @@ from learning.logging import OrderedCsvOutput, SummaryStdOutput
 from learning.policies.behaviour import SwitchState
 from learning.replay_buffer import TaskReplayBuffer
 from learning.sampler import EpisodeRecord, Sampler, evaluate
+
+# NaN marks 'no finished episode this epoch'; tensorboardX warns on every such scalar.
+logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,8 @@ def test_velocity_control_targets():
     a = np.linspace(-0.9, 0.9, 9)
     prev = env._last_robot_qpos.copy()
     env.step(a)
-    expected = np.clip(prev + 2.0 * a * 0.08, env.robot_pos_bound[:9, 0], env.robot_pos_bound[:9, 1])
+    bounds = env.robot_pos_bound[:9]
+    expected = np.clip(prev + 2.0 * a * 0.08, bounds[:, 0], bounds[:, 1])
     np.testing.assert_allclose(env.data.ctrl[:9], expected, atol=1e-9)
     env.close()
 

@@ -1,0 +1,45 @@
+# Quick start: `make run` (set-up + a short QMP run on the 10-task maze), then `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Short budget of the quick-start run (about 10 minutes on 2 CPU cores).
+RUN_FLAGS ?= --n_epochs 25 --num_evaluation_episodes 50 --name quickstart
+
+.PHONY: venv run test lint bench clean-venv
+
+# (Re)create the venv when it is missing, or when requirements.txt is newer than the last install.
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 is required"'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@$(MAKE) --no-print-directory gl
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# Headless rendering (MUJOCO_GL=egl) needs the EGL/Mesa system libraries.
+.PHONY: gl
+gl:
+	@if ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq libegl1 libgl1-mesa-dri libegl-mesa0 >/dev/null; \
+	else echo "note: install libegl1 and libgl1-mesa-dri for headless rendering (render_mode='rgb_array')"; fi
+
+run: $(STAMP)
+	$(PY) run.py qmp_dnc --env=MazeLarge-10-v0 $(RUN_FLAGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check . || true
+
+bench: $(STAMP)
+	$(PY) bench/bench_update.py
+	$(PY) bench/bench_collection.py
+
+clean-venv:
+	rm -rf $(VENV)
