@@ -33,7 +33,7 @@ import os
 
 import gymnasium
 import numpy as np
-from gymnasium import spaces
+from gymnasium import spaces, utils
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
 import mujoco
@@ -41,7 +41,9 @@ from environments.base import TaskSuite
 from environments.walker import match_legacy_capsule_masses
 
 MAX_EPISODE_STEPS = 1000
-CHEETAH_XML = os.path.join(os.path.dirname(gymnasium.__file__), "envs/mujoco/assets/half_cheetah.xml")
+CHEETAH_XML = os.path.join(
+    os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets", "half_cheetah.xml"
+)
 GRAVITY_SCALES = (1.0, 0.5, 0.75, 1.25, 1.5)
 GRAVITY_NAMES = ("Gravity1.0", "Gravity0.5", "Gravity0.75", "Gravity1.25", "Gravity1.5")
 BODY_PARTS = {
@@ -102,6 +104,10 @@ class HalfCheetahVariantEnv(HalfCheetahEnv):
         self.scaled_geoms = tuple(scaled_geoms)
         self.size_scale = size_scale
         super().__init__(render_mode=render_mode, width=width, height=height)
+        # Re-record the constructor arguments so that pickling rebuilds this class correctly.
+        utils.EzPickle.__init__(
+            self, gravity_scale, self.scaled_geoms, size_scale, render_mode, width, height
+        )
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(17,), dtype=np.float32)
 
     def _initialize_simulation(self):

@@ -35,7 +35,7 @@ import os
 
 import gymnasium
 import numpy as np
-from gymnasium import spaces
+from gymnasium import spaces, utils
 from gymnasium.envs.mujoco import MujocoEnv
 from gymnasium.envs.mujoco.walker2d_v5 import DEFAULT_CAMERA_CONFIG
 
@@ -46,7 +46,9 @@ ENV_ID = "Walker2dMT4-v0"
 TASKS = ("forward", "backward", "balance", "crawl")
 MAX_EPISODE_STEPS = 1000
 FRAME_SKIP = 4
-WALKER_XML = os.path.join(os.path.dirname(gymnasium.__file__), "envs/mujoco/assets/walker2d_v5.xml")
+WALKER_XML = os.path.join(
+    os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets", "walker2d_v5.xml"
+)
 
 # Per-task constants (reference §4.3): random reset steps, fall height.
 RANDOM_STEPS = {"forward": 5, "backward": 5, "balance": 10, "crawl": 5}
@@ -144,7 +146,7 @@ def walker_reward(
     return reward, terms
 
 
-class Walker2dTaskEnv(MujocoEnv):
+class Walker2dTaskEnv(MujocoEnv, utils.EzPickle):
     """One task of Walker2dMT4 (reference §4.3); see the module docstring for the definitions.
 
     Args:
@@ -160,6 +162,7 @@ class Walker2dTaskEnv(MujocoEnv):
     ):
         if task not in TASKS:
             raise ValueError(f"unknown Walker2dMT4 task {task!r}; allowed: {', '.join(TASKS)}")
+        utils.EzPickle.__init__(self, task, render_mode, width, height)
         self.task = task
         self.min_height = MIN_HEIGHT[task]
         self.random_steps = RANDOM_STEPS[task]
@@ -225,7 +228,8 @@ class Walker2dTaskEnv(MujocoEnv):
         qvel = self.init_qvel + self.np_random.uniform(-r, r, size=self.model.nv)
         self.set_state(qpos, qvel)
         for _ in range(self.random_steps):
-            self.do_simulation(self.np_random.uniform(-1.0, 1.0, size=self.model.nu), self.frame_skip)
+            action = self.np_random.uniform(-1.0, 1.0, size=self.model.nu)
+            self.do_simulation(action, self.frame_skip)
         self._t = 0
         return self._get_obs()
 
