@@ -171,8 +171,11 @@ class MetaWorldCDSEnv(SawyerXYZEnv):
     # -- observation -----------------------------------------------------------------------
     @cached_property
     def sawyer_observation_space(self) -> gym.spaces.Box:
-        low = np.concatenate([self._HAND_SPACE.low, [-1.0], np.full(14, -np.inf), np.full(3, -np.inf)])
-        high = np.concatenate([self._HAND_SPACE.high, [1.0], np.full(14, np.inf), np.full(3, np.inf)])
+        # Unbounded except the gripper opening: Meta-World clips observations to this box and
+        # door-close starts the hand at x = -0.6, outside Meta-World's hand box (x >= -0.525).
+        low = np.full(OBS_DIM, -np.inf)
+        high = np.full(OBS_DIM, np.inf)
+        low[3], high[3] = -1.0, 1.0
         return gym.spaces.Box(low, high, dtype=np.float64)
 
     def _drawer_handle_pos(self) -> np.ndarray:

@@ -1,0 +1,50 @@
+"""Bad input fails before any work with a message naming the flag and the allowed values."""
+
+import pytest
+from click.testing import CliRunner
+
+import run
+from experiment_utils import ENV_PRESETS, resolve_config
+
+
+def invoke(args, tmp_path):
+    return CliRunner().invoke(run.cli, run.normalise_argv([*args, "--log_dir", str(tmp_path / "x")]))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ppo"], "unknown EXPERIMENT 'ppo'; allowed: sac, mtsac, dnc_sac, qmp_dnc, qmp_sac"),
+    (["qmp_dnc", "--env", "Nope-v0"], "--env='Nope-v0' is not a known env id. Allowed: MazeLarge-10-v0"),
+    (["qmp_dnc", "--policy_architecture", "multihead"], "--policy_architecture='multihead' cannot be used by qmp_dnc; allowed: separate"),
+    (["qmp_sac", "--Q_architecture", "separate"], "--Q_architecture='separate' cannot be used by qmp_sac; allowed: multihead"),
+    (["sac", "--policy_architecture", "separate"], "allowed: shared, multihead"),
+    (["dnc_sac", "--policy_architecture", "tree"], "allowed: separate, multihead, shared"),
+    (["qmp_dnc", "--include_task_id", "True"], "--include_task_id True cannot be used by qmp_dnc"),
+    (["mtsac", "--policy_architecture", "shared"], "needs --include_task_id True"),
+    (["dnc_sac", "--batch_size", "0"], "--batch_size must be a positive integer, got 0"),
+    (["dnc_sac", "--hidden_sizes", "256", "-1"], "--hidden_sizes must be positive integers"),
+    (["dnc_sac", "--n_epochs", "-3"], "--n_epochs must be a positive integer"),
+    (["qmp_dnc", "--sparse_tasks", "3", "10"], "--sparse_tasks [10] out of range for MazeLarge-10-v0: allowed 0..9"),
+    (["qmp_dnc", "--mixture", "random"], "--mixture='random'; allowed: qswitch, uniform, domain"),
+    (["qmp_dnc", "--mixture", "domain"], "--mixture domain needs --mixture_probs"),
+    (["qmp_dnc", "--device", "tpu"], "--device='tpu'; allowed: auto, cpu, cuda, cuda:N"),
+    (["dnc_sac", "--policy_sampling_freq", "2"], "No such option '--policy_sampling_freq'"),
+])
+def test_bad_input_message(args, message, tmp_path):
+    result = invoke(args, tmp_path)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "x").exists()  # failed before any work
+
+
+def test_preset_applies_and_command_line_wins():
+    cfg = resolve_config("qmp_dnc", {"env": "MazeLarge-10-v0", "lr": 1e-3})
+    assert cfg.batch_size == ENV_PRESETS["MazeLarge-10-v0"]["batch_size"] == 6000
+    assert cfg.lr == 1e-3
+    assert resolve_config("qmp_dnc", {}).env == "MazeLarge-10-v0"
+
+
+def test_list_flags_accept_space_and_comma_forms():
+    assert run.normalise_argv(["sac", "--hidden_sizes", "512", "512", "--lr", "1"]) == \
+        ["sac", "--hidden_sizes=512,512", "--lr", "1"]
+    cfg_args = run.normalise_argv(["--sparse_tasks=1,2"])
+    assert cfg_args == ["--sparse_tasks=1,2"]

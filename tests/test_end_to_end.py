@@ -1,0 +1,102 @@
+"""Every experiment runs end to end for a tiny budget and writes the expected logs."""
+
+import csv
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import run
+
+TINY = ["--n_epochs", "2", "--batch_size", "100", "--min_buffer_size", "20",
+        "--gradient_steps_per_itr", "20", "--buffer_batch_size", "16", "--hidden_sizes", "16", "16",
+        "--num_evaluation_episodes", "10"]
+
+
+def invoke(args):
+    result = CliRunner().invoke(run.cli, run.normalise_argv(args), catch_exceptions=False)
+    return result
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("experiment, extra", [
+    ("sac", []),
+    ("mtsac", []),
+    ("mtsac", ["--policy_architecture", "shared", "--Q_architecture", "shared", "--include_task_id", "True"]),
+    ("dnc_sac", []),
+    ("qmp_dnc", []),
+    ("qmp_sac", []),
+])
+def test_experiment_runs_and_writes_expected_columns(tmp_path, experiment, extra):
+    log_dir = tmp_path / "run"
+    result = invoke([experiment, "--env", "MazeLarge-10-v0", *TINY, *extra, "--log_dir", str(log_dir)])
+    assert result.exit_code == 0, result.output
+    assert "final Evaluation/SuccessRate" in result.output
+    rows = read_csv(log_dir / "progress.csv")
+    assert len(rows) == 2
+    cols = set(rows[0])
+    expected = {"Epoch", "TotalEnvSteps", "Evaluation/SuccessRate", "Evaluation/AverageReturn",
+                "Evaluation/AverageDiscountedReturn", "Train/AverageReturn", "Time/EnvStepsPerSecond",
+                "Time/UpdateSeconds", "Train/Qf1Loss", "Train/AlphaTemperature"}
+    expected |= {f"Evaluation/Task{k}/SuccessRate" for k in range(10)}
+    expected |= {f"Train/LocalPolicy{k}/AlphaTemperature" for k in range(10)}
+    if experiment.startswith("qmp"):
+        expected |= {"Evaluation/p/SuccessRate", "Evaluation/p/Task9/SuccessRate",
+                     "Train/LocalPolicy0/Policy9Prob", "Train/LocalPolicy3/MixtureProbs"}
+    assert expected <= cols, expected - cols
+    # episode counts: 1 evaluation episode per task
+    assert int(float(rows[-1]["Evaluation/NumEpisodes"])) == 10
+    # warm-up collects min_buffer_size per task (DnC family) or in total (SAC family); then batch_size
+    per_itr = 100
+    warm = 20 * 10 if experiment in ("dnc_sac", "qmp_dnc") else 20
+    assert int(rows[0]["TotalEnvSteps"]) == warm and int(rows[1]["TotalEnvSteps"]) == warm + per_itr
+    variant = json.loads((log_dir / "variant.json").read_text())
+    assert variant["experiment"] == experiment and variant["hidden_sizes"] == [16, 16]
+    snapshot = torch.load(log_dir / "params.pt", weights_only=False)
+    assert snapshot["epoch"] == 1 and "rng" in snapshot and snapshot["optimizers"]
+    assert any(p.name.startswith("events.out.tfevents") for p in log_dir.iterdir())
+
+
+def test_qmp_selection_fractions_are_distributions(tmp_path):
+    log_dir = tmp_path / "qmp"
+    assert invoke(["qmp_dnc", *TINY, "--log_dir", str(log_dir)]).exit_code == 0
+    row = read_csv(log_dir / "progress.csv")[-1]
+    for i in range(10):
+        total = sum(float(row[f"Train/LocalPolicy{i}/Policy{j}Prob"]) for j in range(10))
+        assert total == pytest.approx(1.0)
+        assert float(row[f"Train/LocalPolicy{i}/MixtureProbs"]) == float(row[f"Train/LocalPolicy{i}/Policy{i}Prob"])
+
+
+def test_same_seed_gives_identical_progress_csv(tmp_path):
+    rows = []
+    for k in range(2):
+        log_dir = tmp_path / f"seed{k}"
+        assert invoke(["qmp_dnc", *TINY, "--seed", "3", "--log_dir", str(log_dir)]).exit_code == 0
+        rows.append([{c: v for c, v in r.items() if not c.startswith("Time/")}
+                     for r in read_csv(log_dir / "progress.csv")])
+    assert rows[0] == rows[1]
+    other = tmp_path / "other"
+    assert invoke(["qmp_dnc", *TINY, "--seed", "4", "--log_dir", str(other)]).exit_code == 0
+    assert read_csv(other / "progress.csv")[-1]["Train/Qf1Loss"] != rows[0][-1]["Train/Qf1Loss"]
+
+
+def test_single_gymnasium_env_as_one_task_suite(tmp_path):
+    log_dir = tmp_path / "cheetah"
+    result = invoke(["sac", "--env", "Pendulum-v1", *TINY, "--num_evaluation_episodes", "1",
+                     "--log_dir", str(log_dir)])
+    assert result.exit_code == 0, result.output
+    row = read_csv(log_dir / "progress.csv")[-1]
+    assert float(row["Evaluation/AverageEpisodeLength"]) == 200.0
+
+
+def test_existing_log_dir_is_not_overwritten(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert invoke(["dnc_sac", *TINY, "--n_epochs", "1", "--name", "same"]).exit_code == 0
+    runs = sorted(p.name for p in (tmp_path / "data/local/experiment").iterdir())
+    assert runs == ["dnc_sac_MazeLarge-10-v0_same_0", "dnc_sac_MazeLarge-10-v0_same_0_1"]
