@@ -102,6 +102,14 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
     "KitchenMTEasy-v0": dict(n_epochs=1000, batch_size=2000, steps_per_epoch=5, gradient_steps_per_itr=500,
                              min_buffer_size=2000, buffer_batch_size=1280, lr=3e-4, hidden_sizes=(256, 256),
                              num_evaluation_episodes=50),
+    # CTPG's HalfCheetah settings (anchors §1.12-§1.14) mapped to the DnC-family schedule:
+    # 1000-step episodes, one per task per iteration; evaluation every 10k steps per task.
+    "HalfCheetahMT5-v0": dict(n_epochs=80, batch_size=5000, steps_per_epoch=10, gradient_steps_per_itr=5000,
+                              min_buffer_size=1500, buffer_batch_size=128, lr=1e-4, hidden_sizes=(400, 400),
+                              num_evaluation_episodes=160),
+    "HalfCheetahMT8-v0": dict(n_epochs=80, batch_size=8000, steps_per_epoch=10, gradient_steps_per_itr=8000,
+                              min_buffer_size=1500, buffer_batch_size=128, lr=1e-4, hidden_sizes=(400, 400),
+                              num_evaluation_episodes=256),
 }
 
 

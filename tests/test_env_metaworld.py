@@ -112,8 +112,10 @@ def test_same_seed_same_first_obs_and_train_test_differ(mt10):
         other_seed = envs[0].reset(seed=12)[0]
         assert not np.allclose(first[0], other_seed)
         # Test variations come from the seed+100 benchmark: disjoint goal sets.
-        train_vecs = {pickle.loads(t.data)["rand_vec"].tobytes() for t in envs[0].env.env.variations}
-        test_vecs = {pickle.loads(t.data)["rand_vec"].tobytes() for t in envs[2].env.env.variations}
+        def rand_vecs(env):
+            return {pickle.loads(t.data)["rand_vec"].tobytes() for t in env.env.env.variations}
+
+        train_vecs, test_vecs = rand_vecs(envs[0]), rand_vecs(envs[2])
         assert len(train_vecs) == 50 and not train_vecs & test_vecs
     finally:
         for e in envs:
