@@ -30,6 +30,9 @@ def _f(default: Any, help: str, only: tuple[str, ...] | None = None, **kw) -> An
 
 QMP = ("qmp_dnc", "qmp_sac", "qmp_uds_dnc")
 DNC = ("dnc_sac", "qmp_dnc", "uds_dnc", "qmp_uds_dnc")
+UDS = ("uds_dnc", "qmp_uds_dnc")
+DISTILL = ("dnc_sac", "uds_dnc")  # the original's MoPDnC (qmp_*) never distils (§1.3)
+PC_GRAD = ("mtsac", "qmp_sac")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,22 @@ class ExperimentConfig:
     mixture: str = _f("qswitch", f"behaviour mixture: {'|'.join(MIXTURE_CHOICES)}", only=QMP)
     mixture_probs: str | None = _f(None, "file with a T x T matrix for --mixture domain", only=QMP)
     mixture_warmup: int = _f(0, "epochs during which each task collects with its own policy only", only=QMP)
+    kl_coeff: tuple[float, ...] = _f((0.0,), "DnC regulariser beta: 1 value for every pair or T*T "
+                                     "values row-major (row i = policy i's loss against each j)",
+                                     only=DNC)
+    sampling_type: str = _f("all", f"observations of the DnC regulariser: {'|'.join(SAMPLING_TYPE_CHOICES)}",
+                            only=DNC)
+    regularize_representation: bool = _f(False, "DnC regulariser = MSE of last hidden activations "
+                                         "instead of the policy KL", only=DNC)
+    distillation_period: int | None = _f(None, "distil all policies into one every this many epochs "
+                                         "(None/0 = never)", only=DISTILL)
+    distillation_n_epochs: int = _f(100, "gradient steps of each distillation", only=DISTILL)
+    sharing_quantile: float = _f(0.0, "UDS: share other-task data whose Q1 exceeds this quantile "
+                                 "of the own batch, in [0, 1)", only=UDS)
+    unsupervised: bool = _f(True, "UDS: relabel shared rewards to the suite's minimum reward "
+                            "(only True is supported)", only=UDS)
+    use_pc_grad: bool = _f(False, "PCGrad on policy and critic gradients (mtsac, qmp_sac)")
+    skip_alpha_pc_grad: bool = _f(True, "with --use_pc_grad, leave the temperature out of PCGrad")
 
     @property
     def log_name(self) -> str:

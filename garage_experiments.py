@@ -11,10 +11,13 @@ import torch
 
 import environments
 from environments.base import TaskSuite
-from experiment_utils import (ARCHITECTURE_CHOICES, MIXTURE_CHOICES, QSWITCH_SCORE_CHOICES,
+from experiment_utils import (ARCHITECTURE_CHOICES, DISTILL, MIXTURE_CHOICES, PC_GRAD,
+                              QSWITCH_SCORE_CHOICES, SAMPLING_TYPE_CHOICES, UDS,
                               ExperimentConfig, default_target_entropy, make_log_dir,
                               resolve_device, set_seed)
+from learning.algorithms.dnc import DnCSAC, kl_coefficients
 from learning.algorithms.sac import MultiTaskSAC
+from learning.algorithms.uds import UDSSAC
 from learning.policies.behaviour import OwnPolicy
 from learning.policies.mixture_policies_wrapper import MixtureOfPolicies
 from learning.policies.qswitch_mixture_policies_wrapper import QSwitchMixturePolicy
@@ -50,6 +53,10 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
                               "Separated + QMP"),
     "qmp_sac": ExperimentSpec("sac", True, ("multihead",), "multihead", True,
                               "Parameters + QMP (multi-head)"),
+    "uds_dnc": ExperimentSpec("dnc", False, ("separate",), "separate", True,
+                              "Data: Separated + unsupervised data sharing"),
+    "qmp_uds_dnc": ExperimentSpec("dnc", True, ("separate",), "separate", True,
+                                  "Data + QMP"),
 }
 
 
@@ -100,8 +107,32 @@ def validate(config: ExperimentConfig) -> TaskSuite:
                          f"allowed: {', '.join(QSWITCH_SCORE_CHOICES)}")
     if config.mixture_warmup < 0:
         raise ValueError(f"--mixture_warmup must be >= 0, got {config.mixture_warmup}")
+    if config.sampling_type not in SAMPLING_TYPE_CHOICES:
+        raise ValueError(f"--sampling_type={config.sampling_type!r}; "
+                         f"allowed: {', '.join(SAMPLING_TYPE_CHOICES)}")
+    if config.distillation_period and config.experiment not in DISTILL:
+        raise ValueError(f"--distillation_period cannot be used by {config.experiment}; "
+                         f"allowed for: {', '.join(DISTILL)}")
+    if config.distillation_period is not None and config.distillation_period < 0:
+        raise ValueError(f"--distillation_period must be >= 0 (0 = off), got {config.distillation_period}")
+    if config.distillation_n_epochs <= 0:
+        raise ValueError(f"--distillation_n_epochs must be a positive integer, "
+                         f"got {config.distillation_n_epochs}")
+    if not 0.0 <= config.sharing_quantile < 1.0:
+        raise ValueError(f"--sharing_quantile must be in [0, 1), got {config.sharing_quantile}")
+    if config.experiment in UDS:
+        if not config.unsupervised:
+            raise ValueError("--unsupervised False is not supported: no suite provides per-task "
+                             "reward functions for supervised relabelling; allowed: True")
+        if any(c != 0 for c in config.kl_coeff):
+            raise ValueError(f"--kl_coeff must be 0 for {config.experiment} (the original asserts "
+                             "kl_coeff == [0] for data sharing); allowed: 0")
+    if config.use_pc_grad and config.experiment not in PC_GRAD:
+        raise ValueError(f"--use_pc_grad True cannot be used by {config.experiment}: PCGrad needs "
+                         f"parameters shared across tasks; allowed for: {', '.join(PC_GRAD)}")
     resolve_device(config.device, config.gpu)
     suite = environments.get_suite(config.env, tuple(config.sparse_tasks))
+    kl_coefficients(config.kl_coeff, suite.num_tasks)  # length / sign check (names --kl_coeff)
     if spec.qmp and config.mixture == "domain" and config.mixture_probs is None \
             and suite.domain_mixture is None:
         raise ValueError(f"--mixture domain needs --mixture_probs FILE: {config.env} "
@@ -134,12 +165,26 @@ def build_trainer(config: ExperimentConfig) -> Trainer:
     hidden = tuple(config.hidden_sizes)
     policy = TanhGaussianPolicy(policy_arch, t, len(obs_idx), act_dim, hidden).to(device)
     qf = TwinQFunction(q_arch, t, len(obs_idx), act_dim, hidden).to(device)
-    algorithm = MultiTaskSAC(
-        policy, qf, t, per_task_alpha=spec.per_task_alpha, lr=config.lr,
-        discount=config.discount, tau=config.target_update_tau,
-        reward_scale=config.reward_scale,
-        target_entropy=default_target_entropy(config, act_dim),
-        task_reduction="sum" if spec.family == "dnc" else "mean")
+    buffer = TaskReplayBuffer(t, config.replay_buffer_size, len(obs_idx), act_dim, device)
+    common = dict(per_task_alpha=spec.per_task_alpha, lr=config.lr, discount=config.discount,
+                  tau=config.target_update_tau, reward_scale=config.reward_scale,
+                  target_entropy=default_target_entropy(config, act_dim),
+                  task_reduction="sum" if spec.family == "dnc" else "mean",
+                  use_pc_grad=config.use_pc_grad, pc_grad_alpha=not config.skip_alpha_pc_grad)
+    if spec.family == "dnc":
+        dnc = dict(buffer=buffer, kl_coeff=config.kl_coeff, sampling_type=config.sampling_type,
+                   regularize_representation=config.regularize_representation,
+                   batch_size=config.buffer_batch_size,
+                   distillation_period=config.distillation_period,
+                   distillation_n_epochs=config.distillation_n_epochs)
+        if config.experiment in UDS:
+            # Buffers hold network observations for both UDS experiments (fixes §6.5).
+            algorithm = UDSSAC(policy, qf, t, **common, **dnc, min_reward=suite.min_reward,
+                               sharing_quantile=config.sharing_quantile)
+        else:
+            algorithm = DnCSAC(policy, qf, t, **common, **dnc)
+    else:
+        algorithm = MultiTaskSAC(policy, qf, t, **common)
     own = OwnPolicy(policy)
     behaviour, eval_modes = own, {"": own}
     if spec.qmp:
@@ -158,7 +203,6 @@ def build_trainer(config: ExperimentConfig) -> Trainer:
     schedule = Schedule(spec.family, t, config.envs_per_task, config.batch_size,
                         config.min_buffer_size, config.gradient_steps_per_itr,
                         config.buffer_batch_size)
-    buffer = TaskReplayBuffer(t, config.replay_buffer_size, len(obs_idx), act_dim, device)
     log_dir = make_log_dir(config)
     return Trainer(config, suite, algorithm, behaviour, own, eval_modes, buffer, sampler,
                    eval_sampler, schedule, log_dir)

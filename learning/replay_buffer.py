@@ -11,7 +11,10 @@ class TransitionBatch(NamedTuple):
     """A task-batched minibatch; every field has leading shape (T, B).
 
     ``terminal`` is 1.0 only for genuine env termination; a time-limit truncation is stored
-    as 0.0 so that it bootstraps (reference §2.3).
+    as 0.0 so that it bootstraps (reference §2.3). ``weight`` (optional, (T, B) float 0/1 or
+    any non-negative weight) turns every per-task mean over the batch into a weighted mean;
+    None means unweighted. It lets a batch of fixed shape carry a different number of
+    transitions per task (unsupervised data sharing, reference §3.7). It is never stored.
     """
 
     obs: torch.Tensor  # (T, B, obs_dim), network observation
@@ -19,6 +22,10 @@ class TransitionBatch(NamedTuple):
     reward: torch.Tensor  # (T, B)
     next_obs: torch.Tensor  # (T, B, obs_dim)
     terminal: torch.Tensor  # (T, B), float 0/1
+    weight: torch.Tensor | None = None  # (T, B) per-transition weight; None = all 1
+
+
+STORED_FIELDS = ("obs", "action", "reward", "next_obs", "terminal")
 
 
 class TaskReplayBuffer:
@@ -67,13 +74,13 @@ class TaskReplayBuffer:
         if batch.reward.shape[0] != self.num_tasks:
             raise ValueError(f"expected {self.num_tasks} tasks, got {batch.reward.shape[0]}")
         if n > self.capacity:  # keep only the newest `capacity` transitions
-            batch = TransitionBatch(*(x[:, -self.capacity:] for x in batch))
+            batch = TransitionBatch(*(getattr(batch, k)[:, -self.capacity:] for k in STORED_FIELDS))
             n = self.capacity
         while self._alloc < min(self.capacity, self._size + n) and self._alloc < self.capacity:
             self._grow(min(self.capacity, 2 * self._alloc))
         idx = (self._ptr + torch.arange(n, device=self.device)) % self.capacity
-        for key, value in zip(TransitionBatch._fields, batch):
-            self._storage[key][:, idx] = value.to(self.device, torch.float32)
+        for key in STORED_FIELDS:
+            self._storage[key][:, idx] = getattr(batch, key).to(self.device, torch.float32)
         self._ptr = (self._ptr + n) % self.capacity
         self._size = min(self._size + n, self.capacity)
 
@@ -87,13 +94,31 @@ class TaskReplayBuffer:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = torch.randint(0, self._size, (self.num_tasks, batch_size), device=self.device)
         out = []
-        for key in TransitionBatch._fields:
+        for key in STORED_FIELDS:
             store = self._storage[key]
             if store.dim() == 3:
                 out.append(store.gather(1, idx[..., None].expand(-1, -1, store.shape[-1])))
             else:
                 out.append(store.gather(1, idx))
         return TransitionBatch(*out)
+
+    def sample_from(self, source: torch.Tensor) -> TransitionBatch:
+        """Uniform draws with replacement from chosen task buffers.
+
+        Args:
+            source: (R, N) int64 task ids; entry (r, n) is drawn from buffer ``source[r, n]``.
+
+        Returns:
+            A TransitionBatch whose fields have leading shape (R, N).
+
+        Raises:
+            RuntimeError: if the buffer is empty.
+        """
+        if self._size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        source = source.to(self.device)
+        idx = torch.randint(0, self._size, source.shape, device=self.device)
+        return TransitionBatch(*(self._storage[key][source, idx] for key in STORED_FIELDS))
 
     def state_dict(self) -> dict:
         return {"ptr": self._ptr, "size": self._size,

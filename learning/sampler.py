@@ -8,6 +8,7 @@ task t's buffer whatever policy produced it. Episodes continue across calls to
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,21 @@ class EpisodeRecord:
     def empty(cls, num_tasks: int, extra_keys=()) -> "EpisodeRecord":
         lists = lambda: [[] for _ in range(num_tasks)]  # noqa: E731
         return cls(lists(), lists(), lists(), lists(), lists(), {k: lists() for k in extra_keys})
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run the body with one torch intra-op thread.
+
+    Acting works on tiny batches; with several OpenMP threads each small op pays thread
+    synchronisation, which becomes ~100x slower when the cores are shared (bench/).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def step_info_values(info: dict, key: str, done: np.ndarray, default: float = 0.0) -> np.ndarray:
@@ -154,11 +170,13 @@ class Sampler:
             where [i, j] counts task i's steps taken by policy j).
         """
         steps, counts = [], torch.zeros(self.num_tasks, self.num_tasks, dtype=torch.long)
-        for _ in range(steps_per_env):
-            transition, chosen, _ = self.step(behaviour, state, record)
-            steps.append(transition)
-            counts += torch.nn.functional.one_hot(chosen.cpu(), self.num_tasks).sum(1)
-        batch = TransitionBatch(*(torch.cat(field, dim=1) for field in zip(*steps)))
+        with single_thread():
+            for _ in range(steps_per_env):
+                transition, chosen, _ = self.step(behaviour, state, record)
+                steps.append(transition)
+                counts += torch.nn.functional.one_hot(chosen.cpu(), self.num_tasks).sum(1)
+        batch = TransitionBatch(*(torch.cat(field, dim=1) for field in zip(*steps)
+                                  if field[0] is not None))  # the unset optional weight
         return batch, counts
 
     def reset(self) -> None:
@@ -179,9 +197,14 @@ def evaluate(sampler: Sampler, behaviour, episodes_per_task: int) -> EpisodeReco
     The sampler's E copies per task run in waves; within a wave each copy contributes its
     first episode only. Success of an episode = any step with ``info["success"]``.
     """
+    record = EpisodeRecord.empty(sampler.num_tasks, sampler.extra_keys)
+    with single_thread():
+        _evaluate_waves(sampler, behaviour, episodes_per_task, record)
+    return record
+
+
+def _evaluate_waves(sampler: Sampler, behaviour, remaining: int, record: EpisodeRecord) -> None:
     t, e = sampler.num_tasks, sampler.envs_per_task
-    record = EpisodeRecord.empty(t, sampler.extra_keys)
-    remaining = episodes_per_task
     while remaining > 0:
         active = np.zeros((t, e), dtype=bool)
         active[:, : min(e, remaining)] = True
@@ -191,5 +214,4 @@ def evaluate(sampler: Sampler, behaviour, episodes_per_task: int) -> EpisodeReco
             _, _, done = sampler.step(behaviour, state, record, deterministic=True, active=active)
             active &= ~done
         remaining -= min(e, remaining)
-    return record
 

@@ -76,7 +76,8 @@ class Trainer:
     Args:
         config: the run's ExperimentConfig.
         suite: task suite.
-        algorithm: object with ``update(batch) -> stats`` and ``state_dict()``.
+        algorithm: object with ``sample_batch(buffer, n)``, ``update(batch) -> stats``,
+            ``end_of_epoch(epoch) -> dict`` (run after evaluation) and ``state_dict()``.
         behaviour: training behaviour policy (own policy, Q-switch, mixture).
         own_policy: the own-policy behaviour (warm-up and evaluation mode "p").
         eval_modes: log prefix -> behaviour evaluated in that mode ("" and, for QMP, "p/").
@@ -140,14 +141,19 @@ class Trainer:
             tu = time.perf_counter()
             if self.schedule.warm(len(self.buffer)):
                 for _ in range(self.schedule.gradient_steps()):
-                    stats = self.algorithm.update(self.buffer.sample(self.schedule.minibatch_per_task()))
+                    minibatch = self.algorithm.sample_batch(self.buffer,
+                                                            self.schedule.minibatch_per_task())
+                    stats = self.algorithm.update(minibatch)
             update_time += time.perf_counter() - tu
         self.total_env_steps += collected
         te = time.perf_counter()
         evaluate_now = epoch % self.config.evaluation_frequency == 0
         if evaluate_now:
             self._evaluate(epoch)
+        epoch_stats = self.algorithm.end_of_epoch(epoch)  # DnC distillation, after evaluation
         tabular.record("Epoch", epoch)
+        for key, value in epoch_stats.items():
+            tabular.record(f"Train/{key}", value)
         tabular.record("TotalEnvSteps", self.total_env_steps)
         self._log_train(record, stats, counts)
         tabular.record("Time/EnvStepsPerSecond", collected / max(collect_time, 1e-9))

@@ -12,7 +12,7 @@ def invoke(args, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["ppo"], "unknown EXPERIMENT 'ppo'; allowed: sac, mtsac, dnc_sac, qmp_dnc, qmp_sac"),
+    (["ppo"], "unknown EXPERIMENT 'ppo'; allowed: sac, mtsac, dnc_sac, qmp_dnc, qmp_sac, uds_dnc, qmp_uds_dnc"),
     (["qmp_dnc", "--env", "Nope-v0"], "--env='Nope-v0' is not a known env id. Allowed: MazeLarge-10-v0"),
     (["qmp_dnc", "--policy_architecture", "multihead"], "--policy_architecture='multihead' cannot be used by qmp_dnc; allowed: separate"),
     (["qmp_sac", "--Q_architecture", "separate"], "--Q_architecture='separate' cannot be used by qmp_sac; allowed: multihead"),
@@ -28,6 +28,17 @@ def invoke(args, tmp_path):
     (["qmp_dnc", "--mixture", "domain"], "--mixture domain needs --mixture_probs"),
     (["qmp_dnc", "--device", "tpu"], "--device='tpu'; allowed: auto, cpu, cuda, cuda:N"),
     (["dnc_sac", "--policy_sampling_freq", "2"], "No such option '--policy_sampling_freq'"),
+    (["dnc_sac", "--kl_coeff", "0.1", "0.2"], "--kl_coeff has 2 values; allowed: 1 (every pair) or 100"),
+    (["dnc_sac", "--kl_coeff", "-1"], "--kl_coeff values must be >= 0"),
+    (["qmp_dnc", "--sampling_type", "ixj"], "--sampling_type='ixj'; allowed: all, i, j, i+j"),
+    (["uds_dnc", "--sharing_quantile", "1"], "--sharing_quantile must be in [0, 1), got 1.0"),
+    (["qmp_uds_dnc", "--unsupervised", "False"], "--unsupervised False is not supported"),
+    (["uds_dnc", "--kl_coeff", "0.1"], "--kl_coeff must be 0 for uds_dnc"),
+    (["dnc_sac", "--use_pc_grad", "True"], "--use_pc_grad True cannot be used by dnc_sac"),
+    (["sac", "--use_pc_grad", "True"], "allowed for: mtsac, qmp_sac"),
+    (["qmp_dnc", "--distillation_period", "2"], "No such option '--distillation_period'"),
+    (["dnc_sac", "--distillation_n_epochs", "0"], "--distillation_n_epochs must be a positive integer"),
+    (["mtsac", "--sharing_quantile", "0.5"], "No such option '--sharing_quantile'"),
 ])
 def test_bad_input_message(args, message, tmp_path):
     result = invoke(args, tmp_path)
@@ -48,3 +59,11 @@ def test_list_flags_accept_space_and_comma_forms():
         ["sac", "--hidden_sizes=512,512", "--lr", "1"]
     cfg_args = run.normalise_argv(["--sparse_tasks=1,2"])
     assert cfg_args == ["--sparse_tasks=1,2"]
+
+
+def test_validate_rejects_distillation_for_qmp_configs():
+    from garage_experiments import validate
+    with pytest.raises(ValueError, match="--distillation_period cannot be used by qmp_dnc"):
+        validate(resolve_config("qmp_dnc", {"distillation_period": 2}))
+    with pytest.raises(ValueError, match="--sampling_type='x'"):
+        validate(resolve_config("dnc_sac", {"sampling_type": "x"}))

@@ -31,6 +31,8 @@ def read_csv(path):
     ("dnc_sac", []),
     ("qmp_dnc", []),
     ("qmp_sac", []),
+    ("uds_dnc", []),
+    ("qmp_uds_dnc", []),
 ])
 def test_experiment_runs_and_writes_expected_columns(tmp_path, experiment, extra):
     log_dir = tmp_path / "run"
@@ -53,7 +55,7 @@ def test_experiment_runs_and_writes_expected_columns(tmp_path, experiment, extra
     assert int(float(rows[-1]["Evaluation/NumEpisodes"])) == 10
     # warm-up collects min_buffer_size per task (DnC family) or in total (SAC family); then batch_size
     per_itr = 100
-    warm = 20 * 10 if experiment in ("dnc_sac", "qmp_dnc") else 20
+    warm = 20 * 10 if experiment in ("dnc_sac", "qmp_dnc", "uds_dnc", "qmp_uds_dnc") else 20
     assert int(rows[0]["TotalEnvSteps"]) == warm and int(rows[1]["TotalEnvSteps"]) == warm + per_itr
     variant = json.loads((log_dir / "variant.json").read_text())
     assert variant["experiment"] == experiment and variant["hidden_sizes"] == [16, 16]

@@ -16,11 +16,25 @@ import math
 import torch
 from torch import nn
 
+from learning.algorithms import pcgrad
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.q_functions.twin_q import TwinQFunction
 from learning.replay_buffer import TransitionBatch
 
 Stats = dict[str, torch.Tensor]  # name -> (T,) detached statistic
+
+
+def batch_mean(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Per-task mean over the batch axis, weighted when ``weight`` is given.
+
+    ``mean_t = sum_b w_tb x_tb / sum_b w_tb`` (a row whose weights are all 0 gives 0).
+    With 0/1 weights this equals the plain mean over the kept transitions.
+
+    Shapes: x (T, B), weight (T, B) or None -> (T,).
+    """
+    if weight is None:
+        return x.mean(1)
+    return (weight * x).sum(1) / weight.sum(1).clamp(min=1e-12)
 
 
 def critic_loss(
@@ -36,7 +50,8 @@ def critic_loss(
 
     ``y = reward_scale * r + discount * (1 - d) * (min_k Qbar_k(s', a') - alpha * log pi(a'|s'))``
     with ``a' ~ pi(.|s')``, computed without gradient;
-    ``loss_t = mean_B (Q1(s, a) - y)^2 + mean_B (Q2(s, a) - y)^2``.
+    ``loss_t = mean_B (Q1(s, a) - y)^2 + mean_B (Q2(s, a) - y)^2``, the means weighted by
+    ``batch.weight`` when it is given (see :func:`batch_mean`).
 
     Args:
         batch: fields of shape (T, B, ...).
@@ -51,10 +66,11 @@ def critic_loss(
         soft_value = target_q - alpha.detach()[:, None] * next_pi.log_prob
         y = reward_scale * batch.reward + discount * (1.0 - batch.terminal) * soft_value
     q1, q2 = qf(batch.obs, batch.action)
-    q1_loss = ((q1 - y) ** 2).mean(1)
-    q2_loss = ((q2 - y) ** 2).mean(1)
-    stats = {"Qf1Loss": q1_loss, "Qf2Loss": q2_loss, "QTarget": y.mean(1),
-             "Qf1": q1.mean(1), "Qf2": q2.mean(1)}
+    w = batch.weight
+    q1_loss = batch_mean((q1 - y) ** 2, w)
+    q2_loss = batch_mean((q2 - y) ** 2, w)
+    stats = {"Qf1Loss": q1_loss, "Qf2Loss": q2_loss, "QTarget": batch_mean(y, w),
+             "Qf1": batch_mean(q1, w), "Qf2": batch_mean(q2, w)}
     return q1_loss + q2_loss, {k: v.detach() for k, v in stats.items()}
 
 
@@ -63,6 +79,7 @@ def actor_loss(
     policy: TanhGaussianPolicy,
     qf: TwinQFunction,
     alpha: torch.Tensor,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, Stats]:
     """``loss_t = mean_B (alpha_t * log pi(a~|s) - min_k Q_k(s, a~))``, a~ ~ pi(.|s) reparameterised
     (reference §3.1 step 2; SAC eq. 12).
@@ -70,6 +87,7 @@ def actor_loss(
     Args:
         obs: (T, B, obs_dim).
         alpha: (T,) temperatures (detached inside).
+        weight: optional (T, B) transition weights (weighted means, :func:`batch_mean`).
 
     Returns:
         (loss (T,), log_prob (T, B) for the temperature loss, stats with PolicyLoss, LogPi
@@ -77,15 +95,16 @@ def actor_loss(
     """
     pi = policy(obs)
     q = torch.minimum(*qf(obs, pi.action))
-    loss = (alpha.detach()[:, None] * pi.log_prob - q).mean(1)
-    entropy = (pi.log_std + 0.5 * (1.0 + math.log(2.0 * math.pi))).sum(-1).mean(1)
-    stats = {"PolicyLoss": loss.detach(), "LogPi": pi.log_prob.detach().mean(1),
+    loss = batch_mean(alpha.detach()[:, None] * pi.log_prob - q, weight)
+    entropy = batch_mean((pi.log_std + 0.5 * (1.0 + math.log(2.0 * math.pi))).sum(-1), weight)
+    stats = {"PolicyLoss": loss.detach(), "LogPi": batch_mean(pi.log_prob.detach(), weight),
              "Entropy": entropy.detach()}
     return loss, pi.log_prob, stats
 
 
 def temperature_loss(
-    log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float
+    log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``loss_t = -mean_B log(alpha_t) * (log pi(a|s) + target_entropy)`` (reference §3.1 step 3,
     the DnC-family form; one form for every experiment, docs/deviations.md).
@@ -93,11 +112,12 @@ def temperature_loss(
     Args:
         log_alpha: (T,) or (1,) learnable log temperatures.
         log_prob: (T, B) log-probabilities of fresh actions (detached inside).
+        weight: optional (T, B) transition weights (weighted means, :func:`batch_mean`).
 
     Returns:
         (T,) loss; with a single temperature each task's row uses it.
     """
-    return -(log_alpha[:, None] * (log_prob.detach() + target_entropy)).mean(1)
+    return -batch_mean(log_alpha[:, None] * (log_prob.detach() + target_entropy), weight)
 
 
 class MultiTaskSAC(nn.Module):
@@ -114,23 +134,34 @@ class MultiTaskSAC(nn.Module):
         reward_scale: multiplies rewards in the target (``--reward_scale``).
         target_entropy: H-bar, default -|A| (``--target_entropy``).
         task_reduction: ``sum`` or ``mean`` of the per-task losses.
+        use_pc_grad: combine the per-task gradients of policy and critics with PCGrad
+            (``--use_pc_grad``, reference §3.10) instead of reducing the losses.
+        pc_grad_alpha: also use PCGrad for the temperature (``--skip_alpha_pc_grad False``).
     """
 
     def __init__(self, policy: TanhGaussianPolicy, qf: TwinQFunction, num_tasks: int, *,
                  per_task_alpha: bool, lr: float, discount: float, tau: float,
-                 reward_scale: float, target_entropy: float, task_reduction: str):
+                 reward_scale: float, target_entropy: float, task_reduction: str,
+                 use_pc_grad: bool = False, pc_grad_alpha: bool = False):
         super().__init__()
         if task_reduction not in ("sum", "mean"):
             raise ValueError(f"task_reduction={task_reduction!r}; allowed: sum, mean")
         self.policy, self.qf = policy, qf
         self.target_qf = copy.deepcopy(qf).requires_grad_(False)
         self.num_tasks = num_tasks
-        self.log_alpha = nn.Parameter(torch.zeros(num_tasks if per_task_alpha else 1))
+        device = next(policy.parameters()).device
+        self.log_alpha = nn.Parameter(torch.zeros(num_tasks if per_task_alpha else 1, device=device))
         self.discount, self.tau, self.reward_scale = discount, tau, reward_scale
         self.target_entropy, self.task_reduction = target_entropy, task_reduction
         self.policy_optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
         self.qf_optimizer = torch.optim.Adam(qf.parameters(), lr=lr)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=lr)
+        self.use_pc_grad, self.pc_grad_alpha = use_pc_grad, use_pc_grad and pc_grad_alpha
+        if use_pc_grad:
+            self._policy_groups = [pcgrad.ParameterGroup.of(policy)]
+            self._qf_groups = [pcgrad.ParameterGroup.of(qf.q1), pcgrad.ParameterGroup.of(qf.q2)]
+            self._alpha_groups = [pcgrad.ParameterGroup([self.log_alpha],
+                                                        task_specific=[per_task_alpha])]
 
     def alpha(self) -> torch.Tensor:
         """(T,) current temperatures exp(log_alpha), broadcast if shared."""
@@ -141,7 +172,24 @@ class MultiTaskSAC(nn.Module):
 
     def actor_objective(self, batch: TransitionBatch, alpha: torch.Tensor):
         """Hook for regularised actors (DnC); returns (per-task loss, log_prob, stats)."""
-        return actor_loss(batch.obs, self.policy, self.qf, alpha)
+        return actor_loss(batch.obs, self.policy, self.qf, alpha, batch.weight)
+
+    def sample_batch(self, buffer, batch_size: int) -> TransitionBatch:
+        """Hook for the minibatch of one gradient step: ``batch_size`` own transitions per task
+        (data sharing overrides it)."""
+        return buffer.sample(batch_size)
+
+    def end_of_epoch(self, epoch: int) -> dict[str, float]:
+        """Hook run after the epoch's evaluation (DnC distillation); returns pooled stats."""
+        return {}
+
+    def _backward(self, per_task: torch.Tensor, module_params: list, groups, pc: bool) -> None:
+        """Set ``.grad`` of ``module_params`` from the (T,) loss: reduced over tasks, or PCGrad."""
+        if pc:
+            for i, group in enumerate(groups):
+                pcgrad.pcgrad_backward(per_task, group, retain_graph=i + 1 < len(groups))
+        else:
+            self.reduce(per_task).backward(inputs=module_params)
 
     def update(self, batch: TransitionBatch) -> Stats:
         """One gradient step of every learner on a (T, B) minibatch; returns per-task stats."""
@@ -149,17 +197,20 @@ class MultiTaskSAC(nn.Module):
         q_loss, stats = critic_loss(batch, self.policy, self.qf, self.target_qf, alpha,
                                     self.discount, self.reward_scale)
         self.qf_optimizer.zero_grad(set_to_none=True)
-        self.reduce(q_loss).backward()
+        self._backward(q_loss, list(self.qf.parameters()), getattr(self, "_qf_groups", None),
+                       self.use_pc_grad)
         self.qf_optimizer.step()
 
         pi_loss, log_prob, pi_stats = self.actor_objective(batch, alpha)
         self.policy_optimizer.zero_grad(set_to_none=True)
-        self.reduce(pi_loss).backward(inputs=list(self.policy.parameters()))
+        self._backward(pi_loss, list(self.policy.parameters()),
+                       getattr(self, "_policy_groups", None), self.use_pc_grad)
         self.policy_optimizer.step()
 
-        a_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
+        a_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy, batch.weight)
         self.alpha_optimizer.zero_grad(set_to_none=True)
-        self.reduce(a_loss).backward()
+        self._backward(a_loss, [self.log_alpha], getattr(self, "_alpha_groups", None),
+                       self.pc_grad_alpha)
         self.alpha_optimizer.step()
 
         self.polyak_update()

@@ -1,0 +1,302 @@
+"""Divide-and-Conquer SAC: separate task learners, a pairwise policy regulariser and periodic
+distillation into a centroid policy (Ghosh et al. 2018; reference §3.3).
+
+The regulariser of all ordered pairs (i, j) is computed in one batched evaluation: every task
+policy is run on every task's regulariser observations, giving a (T_policy, T_obs, N, ...)
+cross table from which each pair's term is read by indexing; no loop over tasks or pairs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from experiment_utils import SAMPLING_TYPE_CHOICES
+from learning.algorithms.sac import MultiTaskSAC, Stats, actor_loss
+from learning.policies.tanh_gaussian import TanhGaussianPolicy
+from learning.replay_buffer import TaskReplayBuffer, TransitionBatch
+
+_LOG_2PI = math.log(2.0 * math.pi)
+ACTION_CLIP = 1.0 - 1e-6  # stored actions are clipped to +-this before atanh
+
+
+def kl_coefficients(kl_coeff: tuple[float, ...] | list[float], num_tasks: int) -> torch.Tensor:
+    """The (T, T) matrix beta from ``--kl_coeff`` (reference §1.3).
+
+    One value: the same beta for every ordered pair. T*T values: row-major, row i holding the
+    coefficients of policy i's loss against each j. The diagonal is set to 0 (no i-i term).
+
+    Raises:
+        ValueError: any other length (naming --kl_coeff and the allowed lengths), or a
+            negative value (the original takes its logarithm).
+    """
+    values = torch.as_tensor(list(kl_coeff), dtype=torch.float32)
+    t = num_tasks
+    if values.numel() == 1:
+        beta = values.expand(t, t).clone()
+    elif values.numel() == t * t:
+        beta = values.reshape(t, t).clone()
+    else:
+        raise ValueError(f"--kl_coeff has {values.numel()} values; allowed: 1 (every pair) or "
+                         f"{t * t} (T*T, row-major, row i = policy i's loss) for {t} tasks")
+    if (beta < 0).any():
+        raise ValueError("--kl_coeff values must be >= 0")
+    beta.fill_diagonal_(0.0)
+    return beta
+
+
+def gaussian_kl(mean_p: torch.Tensor, log_std_p: torch.Tensor, mean_q: torch.Tensor,
+                log_std_q: torch.Tensor) -> torch.Tensor:
+    """Element-wise closed-form ``KL(N(mean_p, std_p^2) || N(mean_q, std_q^2))``:
+
+    ``log(std_q / std_p) + (std_p^2 + (mean_p - mean_q)^2) / (2 std_q^2) - 1/2``.
+
+    Shapes: all broadcastable; returns their broadcast shape.
+    """
+    var_ratio = torch.exp(2.0 * (log_std_p - log_std_q))
+    return (log_std_q - log_std_p + 0.5 * var_ratio
+            + 0.5 * (mean_p - mean_q) ** 2 * torch.exp(-2.0 * log_std_q) - 0.5)
+
+
+def pairwise_kl(mean: torch.Tensor, log_std: torch.Tensor, sampling_type: str) -> torch.Tensor:
+    """``D[i, j] = mean_batch mean_dims KL(pi_j || pi_i)`` between pre-tanh Gaussians on the
+    observations of pair (i, j) (reference §3.3), gradient only into pi_i (pi_j detached).
+
+    ``mean``/``log_std`` form the cross table: entry [k, m] is policy k on observation set m.
+    Observation set of pair (i, j): ``all`` -> the single set 0; ``i`` -> set i; ``j`` -> set
+    j; ``i+j`` -> sets i and j, equal sizes, so the mean over their union is the average of
+    the two means.
+
+    Args:
+        mean, log_std: (T, M, N, act_dim), M = 1 for ``all`` else T.
+        sampling_type: all | i | j | i+j.
+
+    Returns:
+        (T, T) per-pair penalty (the diagonal is 0).
+    """
+    def on_set(set_of_i: bool) -> torch.Tensor:
+        # (T_i, T_j, N, A): pi_i and pi_j on the set indexed by i (set_of_i) or by j.
+        t = mean.shape[0]
+        if mean.shape[1] == 1:
+            m_i, s_i = mean[:, None, 0], log_std[:, None, 0]  # (T, 1, N, A)
+            m_j, s_j = mean[None, :, 0], log_std[None, :, 0]  # (1, T, N, A)
+        elif set_of_i:
+            m_i, s_i = mean.diagonal(0, 0, 1).movedim(-1, 0)[:, None], \
+                log_std.diagonal(0, 0, 1).movedim(-1, 0)[:, None]  # pi_i(O_i): (T, 1, N, A)
+            m_j, s_j = mean.transpose(0, 1), log_std.transpose(0, 1)  # [i, j] = pi_j(O_i)
+        else:
+            m_i, s_i = mean, log_std  # [i, j] = pi_i(O_j)
+            m_j = mean.diagonal(0, 0, 1).movedim(-1, 0)[None]  # pi_j(O_j): (1, T, N, A)
+            s_j = log_std.diagonal(0, 0, 1).movedim(-1, 0)[None]
+        kl = gaussian_kl(m_j.detach(), s_j.detach(), m_i, s_i)
+        return kl.mean((-2, -1)).expand(t, t)
+
+    return _combine(on_set, sampling_type)
+
+
+def pairwise_feature_mse(features: torch.Tensor, sampling_type: str) -> torch.Tensor:
+    """``D[i, j] = mean_batch mean_units (h_i - h_j)^2`` between the last hidden activations
+    (``--regularize_representation``, reference §3.3), gradient only into policy i.
+
+    Args:
+        features: (T, M, N, H) cross table as in :func:`pairwise_kl`.
+        sampling_type: all | i | j | i+j.
+
+    Returns:
+        (T, T) per-pair penalty (the diagonal is 0).
+    """
+    def on_set(set_of_i: bool) -> torch.Tensor:
+        t = features.shape[0]
+        if features.shape[1] == 1:
+            h_i, h_j = features[:, None, 0], features[None, :, 0]
+        elif set_of_i:
+            h_i = features.diagonal(0, 0, 1).movedim(-1, 0)[:, None]
+            h_j = features.transpose(0, 1)
+        else:
+            h_i, h_j = features, features.diagonal(0, 0, 1).movedim(-1, 0)[None]
+        return ((h_i - h_j.detach()) ** 2).mean((-2, -1)).expand(t, t)
+
+    return _combine(on_set, sampling_type)
+
+
+def _combine(on_set, sampling_type: str) -> torch.Tensor:
+    if sampling_type in ("all", "i"):
+        d = on_set(True)
+    elif sampling_type == "j":
+        d = on_set(False)
+    elif sampling_type == "i+j":
+        d = 0.5 * (on_set(True) + on_set(False))
+    else:
+        raise ValueError(f"--sampling_type={sampling_type!r}; allowed: {', '.join(SAMPLING_TYPE_CHOICES)}")
+    return d * (1.0 - torch.eye(d.shape[0], device=d.device, dtype=d.dtype))
+
+
+def regulariser_observations(buffer: TaskReplayBuffer, batch_size: int,
+                             sampling_type: str) -> torch.Tensor:
+    """Observations of the DnC regulariser (reference §2.3 ``sample_all_transitions``, §3.3).
+
+    ``all``: B//T from every buffer, concatenated, one set shared by all pairs -> (1, N, obs).
+    ``i``: B//T from each buffer, set i used by policy i -> (T, N, obs).
+    ``j``: B from each buffer, set j used for pair (i, j) -> (T, B, obs).
+    ``i+j``: B//2 from each buffer, sets i and j used for pair (i, j) -> (T, B//2, obs).
+    Sizes are at least 1.
+    """
+    t, b = buffer.num_tasks, batch_size
+    tasks = torch.arange(t, device=buffer.device)
+    if sampling_type == "all":
+        source = tasks.repeat_interleave(max(b // t, 1))[None]
+    else:
+        n = {"i": max(b // t, 1), "j": b, "i+j": max(b // 2, 1)}[sampling_type]
+        source = tasks[:, None].expand(t, n)
+    return buffer.sample_from(source).obs
+
+
+def regularisation_loss(obs: torch.Tensor, policy: TanhGaussianPolicy, beta: torch.Tensor,
+                        sampling_type: str, representation: bool) -> tuple[torch.Tensor, Stats]:
+    """DnC penalty of every policy (reference §3.3):
+
+    ``penalty_i = sum_{j != i} beta_ij D[i, j]`` with D from :func:`pairwise_kl` (KL(pi_j || pi_i)
+    of the pre-tanh Gaussians, mean over action dims and batch) or, with ``representation``,
+    :func:`pairwise_feature_mse`. Every policy is evaluated on every observation set in one call.
+
+    Args:
+        obs: (M, N, obs_dim) from :func:`regulariser_observations`.
+        policy: the T separate task policies.
+        beta: (T, T) coefficients, zero diagonal.
+
+    Returns:
+        (penalty (T,), stats PolicyKLPenalty (T,), PolicyKL (T,) = mean_{j != i} D[i, j]).
+    """
+    t = policy.num_tasks
+    m, n, _ = obs.shape
+    flat = obs.reshape(1, m * n, -1)
+    if representation:
+        feats = policy.net.features(flat)
+        d = pairwise_feature_mse(feats.reshape(t, m, n, -1), sampling_type)
+    else:
+        mean, log_std = policy.distribution_params(flat)
+        d = pairwise_kl(mean.reshape(t, m, n, -1), log_std.reshape(t, m, n, -1), sampling_type)
+    penalty = (beta * d).sum(1)
+    stats = {"PolicyKLPenalty": penalty.detach(),
+             "PolicyKL": d.detach().sum(1) / max(t - 1, 1)}
+    return penalty, stats
+
+
+def centroid_policy(policy: TanhGaussianPolicy, task: int = 0) -> TanhGaussianPolicy:
+    """A one-task copy of task ``task``'s slice of a separate (stacked) policy."""
+    centroid = copy.deepcopy(policy)
+    centroid.num_tasks = 1
+    for module in centroid.modules():
+        if hasattr(module, "num_tasks"):
+            module.num_tasks = 1
+    with torch.no_grad():
+        for p in centroid.parameters():
+            p.data = p.data[task: task + 1].clone()
+    return centroid
+
+
+def distillation_loss(centroid: TanhGaussianPolicy, obs: torch.Tensor,
+                      action: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of stored actions under the centroid (reference §3.3):
+
+    ``-mean_b log N(atanh(clip(a_b)); mean(s_b), std(s_b)^2)`` summed over action dims; the
+    tanh Jacobian does not depend on the parameters and is left out.
+
+    Shapes: obs (1, N, obs_dim), action (1, N, act_dim) -> scalar.
+    """
+    u = torch.atanh(action.clamp(-ACTION_CLIP, ACTION_CLIP))
+    mean, log_std = centroid.distribution_params(obs)
+    log_lik = (-0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * _LOG_2PI).sum(-1)
+    return -log_lik.mean()
+
+
+def distill(policy: TanhGaussianPolicy, buffer: TaskReplayBuffer, n_steps: int,
+            batch_size: int, lr: float) -> tuple[float, float]:
+    """Distil every task policy into a centroid and copy it back (reference §3.3).
+
+    The centroid starts as task 0's policy and takes ``n_steps`` Adam steps (its own
+    optimiser, learning rate ``lr``) on :func:`distillation_loss` with B//T stored
+    transitions from every buffer per step; then every task's slice of ``policy`` is
+    overwritten with it. Optimiser states of the task policies are left untouched.
+
+    Returns:
+        (loss of the first step, loss after the last step).
+    """
+    t = buffer.num_tasks
+    centroid = centroid_policy(policy, 0)
+    optimizer = torch.optim.Adam(centroid.parameters(), lr=lr)
+    source = torch.arange(t, device=buffer.device).repeat_interleave(max(batch_size // t, 1))[None]
+    first = last = float("nan")
+    for step in range(n_steps):
+        batch = buffer.sample_from(source)
+        loss = distillation_loss(centroid, batch.obs, batch.action)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step == 0:
+            first = float(loss.detach())
+    with torch.no_grad():
+        batch = buffer.sample_from(source)
+        last = float(distillation_loss(centroid, batch.obs, batch.action))
+        for p, c in zip(policy.parameters(), centroid.parameters()):
+            p.copy_(c.expand_as(p))
+    return first, last
+
+
+class DnCSAC(MultiTaskSAC):
+    """Separate SAC learners with the DnC regulariser and optional distillation
+    (``dnc_sac``, ``qmp_dnc``; reference §3.3-§3.4).
+
+    Args:
+        *args, **kwargs: as :class:`MultiTaskSAC`.
+        buffer: the replay buffer, source of regulariser and distillation data.
+        kl_coeff: ``--kl_coeff`` (1 or T*T values); the regulariser is active iff any is != 0.
+        sampling_type: ``--sampling_type`` all | i | j | i+j.
+        regularize_representation: ``--regularize_representation``.
+        batch_size: per-task minibatch B (``--buffer_batch_size``).
+        distillation_period: distil when ``epoch > 0 and epoch % period == 0``; None/0 = off.
+        distillation_n_epochs: centroid steps per distillation.
+    """
+
+    def __init__(self, *args, buffer: TaskReplayBuffer, kl_coeff=(0.0,), sampling_type: str = "all",
+                 regularize_representation: bool = False, batch_size: int = 32,
+                 distillation_period: int | None = None, distillation_n_epochs: int = 100,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.buffer = buffer
+        self.register_buffer("beta", kl_coefficients(kl_coeff, self.num_tasks)
+                             .to(self.log_alpha.device))
+        self.regularise = bool((torch.as_tensor(list(kl_coeff)) != 0).any())
+        if sampling_type not in SAMPLING_TYPE_CHOICES:
+            raise ValueError(f"--sampling_type={sampling_type!r}; "
+                             f"allowed: {', '.join(SAMPLING_TYPE_CHOICES)}")
+        self.sampling_type, self.representation = sampling_type, regularize_representation
+        self.batch_size = batch_size
+        self.distillation_period, self.distillation_n_epochs = distillation_period, distillation_n_epochs
+        self.lr = self.policy_optimizer.param_groups[0]["lr"]
+
+    def actor_objective(self, batch: TransitionBatch, alpha: torch.Tensor):
+        """SAC actor loss plus ``sum_j beta_ij D[i, j]`` (reference §3.3)."""
+        loss, log_prob, stats = actor_loss(batch.obs, self.policy, self.qf, alpha, batch.weight)
+        stats["BetaKL"] = self.beta.sum(1) / max(self.num_tasks - 1, 1)
+        if self.regularise:
+            obs = regulariser_observations(self.buffer, self.batch_size, self.sampling_type)
+            penalty, reg_stats = regularisation_loss(obs, self.policy, self.beta,
+                                                     self.sampling_type, self.representation)
+            loss = loss + penalty
+            stats.update(reg_stats)
+        return loss, log_prob, stats
+
+    def end_of_epoch(self, epoch: int) -> dict[str, float]:
+        """Distil when ``epoch > 0 and epoch % distillation_period == 0`` (reference §3.2)."""
+        period = self.distillation_period
+        if not period:
+            return {}
+        if epoch > 0 and epoch % period == 0:
+            first, last = distill(self.policy, self.buffer, self.distillation_n_epochs,
+                                  self.batch_size, self.lr)
+        else:
+            first = last = float("nan")
+        return {"Distillation/InitialLoss": first, "Distillation/FinalLoss": last}
