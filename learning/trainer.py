@@ -126,7 +126,7 @@ class Trainer:
     def _run_epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
         behaviour = self.own_policy if epoch < self.config.mixture_warmup else self.behaviour
-        record = EpisodeRecord.empty(self.num_tasks)
+        record = EpisodeRecord.empty(self.num_tasks, self.sampler.extra_keys)
         counts = torch.zeros(self.num_tasks, self.num_tasks, dtype=torch.long)
         collect_time = update_time = 0.0
         collected, stats = 0, {}

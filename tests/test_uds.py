@@ -1,6 +1,5 @@
 """Unsupervised data sharing (reference §3.7) and weighted SAC losses."""
 
-import pytest
 import torch
 
 from learning.algorithms.sac import MultiTaskSAC, actor_loss, critic_loss, temperature_loss

@@ -157,6 +157,7 @@ class MultiTaskSAC(nn.Module):
         self.qf_optimizer = torch.optim.Adam(qf.parameters(), lr=lr)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=lr)
         self.use_pc_grad, self.pc_grad_alpha = use_pc_grad, use_pc_grad and pc_grad_alpha
+        self._policy_groups = self._qf_groups = self._alpha_groups = None
         if use_pc_grad:
             self._policy_groups = [pcgrad.ParameterGroup.of(policy)]
             self._qf_groups = [pcgrad.ParameterGroup.of(qf.q1), pcgrad.ParameterGroup.of(qf.q2)]
@@ -197,19 +198,19 @@ class MultiTaskSAC(nn.Module):
         q_loss, stats = critic_loss(batch, self.policy, self.qf, self.target_qf, alpha,
                                     self.discount, self.reward_scale)
         self.qf_optimizer.zero_grad(set_to_none=True)
-        self._backward(q_loss, list(self.qf.parameters()), getattr(self, "_qf_groups", None),
+        self._backward(q_loss, list(self.qf.parameters()), self._qf_groups,
                        self.use_pc_grad)
         self.qf_optimizer.step()
 
         pi_loss, log_prob, pi_stats = self.actor_objective(batch, alpha)
         self.policy_optimizer.zero_grad(set_to_none=True)
         self._backward(pi_loss, list(self.policy.parameters()),
-                       getattr(self, "_policy_groups", None), self.use_pc_grad)
+                       self._policy_groups, self.use_pc_grad)
         self.policy_optimizer.step()
 
         a_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy, batch.weight)
         self.alpha_optimizer.zero_grad(set_to_none=True)
-        self._backward(a_loss, [self.log_alpha], getattr(self, "_alpha_groups", None),
+        self._backward(a_loss, [self.log_alpha], self._alpha_groups,
                        self.pc_grad_alpha)
         self.alpha_optimizer.step()
 
