@@ -137,7 +137,17 @@ def validate(config: ExperimentConfig) -> TaskSuite:
             and suite.domain_mixture is None:
         raise ValueError(f"--mixture domain needs --mixture_probs FILE: {config.env} "
                          "provides no domain mixture")
+    if spec.qmp and config.mixture != "qswitch":
+        check_mixture_probs(load_mixture_probs(config, suite), suite.num_tasks)
     return suite
+
+
+def check_mixture_probs(probs: np.ndarray, num_tasks: int) -> None:
+    """Raise ValueError naming --mixture_probs unless ``probs`` is (T, T), >= 0, rows summing to 1."""
+    if probs.shape != (num_tasks, num_tasks) or (probs < 0).any() \
+            or not np.allclose(probs.sum(1), 1.0, atol=1e-4):
+        raise ValueError(f"--mixture_probs must hold a {num_tasks} x {num_tasks} non-negative matrix "
+                         f"whose rows sum to 1; got shape {probs.shape}")
 
 
 def load_mixture_probs(config: ExperimentConfig, suite: TaskSuite) -> np.ndarray:
@@ -146,7 +156,10 @@ def load_mixture_probs(config: ExperimentConfig, suite: TaskSuite) -> np.ndarray
     if config.mixture == "uniform":
         return np.full((t, t), 1.0 / t)
     if config.mixture_probs is not None:
-        return np.loadtxt(config.mixture_probs, ndmin=2)
+        try:
+            return np.loadtxt(config.mixture_probs, ndmin=2)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--mixture_probs {config.mixture_probs}: cannot read a matrix ({err})") from None
     return np.asarray(suite.domain_mixture)
 
 

@@ -67,3 +67,12 @@ def test_validate_rejects_distillation_for_qmp_configs():
         validate(resolve_config("qmp_dnc", {"distillation_period": 2}))
     with pytest.raises(ValueError, match="--sampling_type='x'"):
         validate(resolve_config("dnc_sac", {"sampling_type": "x"}))
+
+
+def test_bad_mixture_probs_file(tmp_path):
+    path = tmp_path / "probs.txt"
+    path.write_text("0.5 0.5\n0.5 0.5\n")
+    result = invoke(["qmp_dnc", "--mixture", "domain", "--mixture_probs", str(path)], tmp_path)
+    assert result.exit_code == 2 and "--mixture_probs must hold a 10 x 10 non-negative matrix" in result.output
+    result = invoke(["qmp_dnc", "--mixture", "domain", "--mixture_probs", str(tmp_path / "none.txt")], tmp_path)
+    assert result.exit_code == 2 and "cannot read a matrix" in result.output

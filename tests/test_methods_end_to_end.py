@@ -71,3 +71,38 @@ def test_mixture_warmup_collects_with_own_policies_only(tmp_path):
     assert all(float(rows[0][k]) == 1.0 for k in per_task("MixtureProbs"))
     # after warm-up the uniform mixture picks other policies too
     assert any(float(rows[1][k]) < 1.0 for k in per_task("MixtureProbs"))
+
+
+def test_qmp_domain_uses_the_suite_matrix_on_jaco(tmp_path):
+    import environments
+
+    matrix = environments.get_suite("JacoReachMT5-v1").domain_mixture
+    log_dir = tmp_path / "domain"
+    result = invoke(["qmp_dnc", "--env", "JacoReachMT5-v1", *TINY, "--batch_size", "500",
+                     "--num_evaluation_episodes", "5", "--mixture", "domain", "--log_dir", str(log_dir)])
+    assert result.exit_code == 0, result.output
+    row = read_csv(log_dir / "progress.csv")[-1]
+    for i in range(5):
+        for j in range(5):
+            prob = float(row[f"Train/LocalPolicy{i}/Policy{j}Prob"])
+            if matrix[i, j] == 0:
+                assert prob == 0.0, (i, j)
+            if matrix[i, j] == 1:
+                assert prob == 1.0, (i, j)
+
+
+def test_qmp_domain_reads_mixture_probs_file(tmp_path):
+    import numpy as np
+
+    probs = np.eye(10)
+    probs[3] = 0.0
+    probs[3, 7] = 1.0  # task 3 always collects with policy 7
+    path = tmp_path / "probs.txt"
+    np.savetxt(path, probs)
+    log_dir = tmp_path / "file"
+    result = invoke(["qmp_dnc", *TINY, "--mixture", "domain", "--mixture_probs", str(path),
+                     "--log_dir", str(log_dir)])
+    assert result.exit_code == 0, result.output
+    row = read_csv(log_dir / "progress.csv")[-1]
+    assert float(row["Train/LocalPolicy3/Policy7Prob"]) == 1.0
+    assert float(row["Train/LocalPolicy0/MixtureProbs"]) == 1.0
