@@ -14,7 +14,7 @@ import typing
 
 import click
 
-from experiment_utils import ExperimentConfig, config_fields, resolve_config
+from experiment_utils import ENV_PRESETS, config_fields, resolve_config
 from garage_experiments import EXPERIMENTS, run_experiment, validate
 
 
@@ -65,6 +65,9 @@ def _click_type(field: dataclasses.Field):
     return click.STRING
 
 
+_PRESET_FLAGS = {k for preset in ENV_PRESETS.values() for k in preset}
+
+
 def _options_for(experiment: str):
     def decorate(fn):
         for field in reversed(config_fields()):
@@ -72,7 +75,8 @@ def _options_for(experiment: str):
             if only is not None and experiment not in only:
                 continue
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-            help_text = f"{field.metadata['help']} [default: {default}]"
+            preset = " unless the --env preset sets it" if field.name in _PRESET_FLAGS else ""
+            help_text = f"{field.metadata['help']} [default: {default}{preset}]"
             fn = click.option(f"--{field.name}", field.name, type=_click_type(field),
                               default=None, help=help_text)(fn)
         return fn
