@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import types
-import typing
 
 import click
 

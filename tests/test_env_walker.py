@@ -10,7 +10,6 @@ import pytest  # noqa: E402
 
 import environments  # noqa: E402,F401  (registers the ids)
 from environments.walker import (  # noqa: E402
-    TASKS,
     Walker2dTaskEnv,
     build_walker2d_mt4,
     walker_reward,

@@ -107,7 +107,9 @@ def weighted_and_subset():
     weight = torch.zeros(t, b)
     kept = torch.tensor([[0, 2, 3, 5], [1, 2, 4, 5]])
     weight.scatter_(1, kept, 1.0)
-    pick = lambda x: x.gather(1, kept if x.dim() == 2 else kept[..., None].expand(-1, -1, x.shape[-1]))
+    def pick(x):
+        return x.gather(1, kept if x.dim() == 2 else kept[..., None].expand(-1, -1, x.shape[-1]))
+
     subset = TransitionBatch(*(pick(x) for x in full[:5]))
     return full._replace(weight=weight), subset, keep
 
