@@ -64,6 +64,8 @@ class ExperimentConfig:
     snapshot_gap: int = _f(1, "save a snapshot every this many epochs (overwrites params.pt)")
     replay_buffer_size: int = _f(1_000_000, "replay capacity per task")
     envs_per_task: int = _f(1, "parallel training envs per task")
+    num_threads: int = _f(0, "torch intra-op threads for updates (0: torch's default, one per core); "
+                          "use 1 when several runs share the cores")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N (auto picks CUDA when present)")
     gpu: int | None = _f(None, "alias of --device cuda:N")
     log_dir: str | None = _f(None, "log directory (default data/local/experiment/<experiment>_<env>_<name>_<seed>)")

@@ -83,6 +83,8 @@ def validate(config: ExperimentConfig) -> TaskSuite:
     for flag in POSITIVE_INT_FLAGS:
         if getattr(config, flag) <= 0:
             raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
+    if config.num_threads < 0:
+        raise ValueError(f"--num_threads must be >= 0, got {config.num_threads}")
     if config.min_buffer_size < 0:
         raise ValueError(f"--min_buffer_size must be >= 0, got {config.min_buffer_size}")
     if not config.hidden_sizes or min(config.hidden_sizes) <= 0:
@@ -168,6 +170,8 @@ def build_trainer(config: ExperimentConfig) -> Trainer:
     suite = validate(config)
     spec = EXPERIMENTS[config.experiment]
     set_seed(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device, config.gpu)
     t = suite.num_tasks
     probe = suite.make_env(0)

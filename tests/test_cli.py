@@ -23,6 +23,7 @@ def invoke(args, tmp_path):
     (["dnc_sac", "--batch_size", "0"], "--batch_size must be a positive integer, got 0"),
     (["dnc_sac", "--hidden_sizes", "256", "-1"], "--hidden_sizes must be positive integers"),
     (["dnc_sac", "--n_epochs", "-3"], "--n_epochs must be a positive integer"),
+    (["dnc_sac", "--num_threads", "-1"], "--num_threads must be >= 0, got -1"),
     (["qmp_dnc", "--sparse_tasks", "3", "10"], "--sparse_tasks [10] out of range for MazeLarge-10-v0: allowed 0..9"),
     (["qmp_dnc", "--mixture", "random"], "--mixture='random'; allowed: qswitch, uniform, domain"),
     (["qmp_dnc", "--mixture", "domain"], "--mixture domain needs --mixture_probs"),
