@@ -42,6 +42,7 @@ def main() -> None:
     for run in a.runs:
         groups[re.sub(r"_\d+(_\d+)?$", "", run.name)].append(run)
     fig, ax = plt.subplots(figsize=(6, 4))
+    used_fallback = False
     for label, runs in sorted(groups.items()):
         curves = []
         for run in runs:
@@ -49,13 +50,14 @@ def main() -> None:
                 curves.append(read_column(run, a.column))
             except (ValueError, KeyError):
                 curves.append(read_column(run, a.fallback_column))
+                used_fallback = True
         n = min(len(y) for _, y in curves)
         steps = curves[0][0][:n]
         ys = np.stack([y[:n] for _, y in curves])
         ax.plot(steps, ys.mean(0), label=f"{label} ({len(runs)} seed{'s' * (len(runs) > 1)})")
         ax.fill_between(steps, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.2)
     ax.set_xlabel("TotalEnvSteps")
-    ax.set_ylabel(a.column)
+    ax.set_ylabel(a.column + (f"\n(or {a.fallback_column})" if used_fallback else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(a.out, dpi=120)
