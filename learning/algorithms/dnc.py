@@ -60,6 +60,18 @@ def gaussian_kl(mean_p: torch.Tensor, log_std_p: torch.Tensor, mean_q: torch.Ten
             + 0.5 * (mean_p - mean_q) ** 2 * torch.exp(-2.0 * log_std_q) - 0.5)
 
 
+def _pair_views(x: torch.Tensor, set_of_i: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Views (x_i, x_j) of the cross table ``x`` (T, M, N, D), broadcastable to (T_i, T_j, N, D):
+    policy i's and policy j's outputs on the observation set of pair (i, j) -- the single set
+    when M = 1, else set i (``set_of_i``) or set j."""
+    if x.shape[1] == 1:
+        return x[:, None, 0], x[None, :, 0]
+    own = x.diagonal(0, 0, 1).movedim(-1, 0)  # [k] = policy k on set k: (T, N, D)
+    if set_of_i:
+        return own[:, None], x.transpose(0, 1)  # [i, j] = pi_j on set i
+    return x, own[None]  # [i, j] = pi_i on set j
+
+
 def pairwise_kl(mean: torch.Tensor, log_std: torch.Tensor, sampling_type: str) -> torch.Tensor:
     """``D[i, j] = mean_batch mean_dims KL(pi_j || pi_i)`` between pre-tanh Gaussians on the
     observations of pair (i, j) (reference §3.3), gradient only into pi_i (pi_j detached).
@@ -77,21 +89,9 @@ def pairwise_kl(mean: torch.Tensor, log_std: torch.Tensor, sampling_type: str) -
         (T, T) per-pair penalty (the diagonal is 0).
     """
     def on_set(set_of_i: bool) -> torch.Tensor:
-        # (T_i, T_j, N, A): pi_i and pi_j on the set indexed by i (set_of_i) or by j.
-        t = mean.shape[0]
-        if mean.shape[1] == 1:
-            m_i, s_i = mean[:, None, 0], log_std[:, None, 0]  # (T, 1, N, A)
-            m_j, s_j = mean[None, :, 0], log_std[None, :, 0]  # (1, T, N, A)
-        elif set_of_i:
-            m_i, s_i = mean.diagonal(0, 0, 1).movedim(-1, 0)[:, None], \
-                log_std.diagonal(0, 0, 1).movedim(-1, 0)[:, None]  # pi_i(O_i): (T, 1, N, A)
-            m_j, s_j = mean.transpose(0, 1), log_std.transpose(0, 1)  # [i, j] = pi_j(O_i)
-        else:
-            m_i, s_i = mean, log_std  # [i, j] = pi_i(O_j)
-            m_j = mean.diagonal(0, 0, 1).movedim(-1, 0)[None]  # pi_j(O_j): (1, T, N, A)
-            s_j = log_std.diagonal(0, 0, 1).movedim(-1, 0)[None]
+        (m_i, m_j), (s_i, s_j) = _pair_views(mean, set_of_i), _pair_views(log_std, set_of_i)
         kl = gaussian_kl(m_j.detach(), s_j.detach(), m_i, s_i)
-        return kl.mean((-2, -1)).expand(t, t)
+        return kl.mean((-2, -1)).expand(mean.shape[0], mean.shape[0])
 
     return _combine(on_set, sampling_type)
 
@@ -108,14 +108,8 @@ def pairwise_feature_mse(features: torch.Tensor, sampling_type: str) -> torch.Te
         (T, T) per-pair penalty (the diagonal is 0).
     """
     def on_set(set_of_i: bool) -> torch.Tensor:
+        h_i, h_j = _pair_views(features, set_of_i)
         t = features.shape[0]
-        if features.shape[1] == 1:
-            h_i, h_j = features[:, None, 0], features[None, :, 0]
-        elif set_of_i:
-            h_i = features.diagonal(0, 0, 1).movedim(-1, 0)[:, None]
-            h_j = features.transpose(0, 1)
-        else:
-            h_i, h_j = features, features.diagonal(0, 0, 1).movedim(-1, 0)[None]
         return ((h_i - h_j.detach()) ** 2).mean((-2, -1)).expand(t, t)
 
     return _combine(on_set, sampling_type)
