@@ -105,7 +105,9 @@ def _make_command(experiment: str):
             raise click.UsageError(str(err)) from None
         log_dir, final = run_experiment(config)
         click.echo(f"log dir: {log_dir}")
-        for key in ("Evaluation/SuccessRate", "Evaluation/p/SuccessRate", "Evaluation/AverageReturn"):
+        keys = ("Evaluation/SuccessRate", "Evaluation/p/SuccessRate", "Evaluation/AverageReturn",
+                "Evaluation/p/AverageReturn")
+        for key in keys:
             if key in final:
                 click.echo(f"final {key}: {final[key]:.3f}")
     return command

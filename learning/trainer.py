@@ -108,8 +108,7 @@ class Trainer:
                        dynamic_ncols=True)
             for epoch in bar:
                 self._run_epoch(epoch)
-                if "Evaluation/SuccessRate" in self.final_evaluation:
-                    bar.set_postfix(success=f"{self.final_evaluation['Evaluation/SuccessRate']:.2f}")
+                self._show_progress(bar)
                 if (epoch + 1) % self.config.snapshot_gap == 0:
                     self.save_snapshot(epoch)
         except KeyboardInterrupt:
@@ -122,6 +121,14 @@ class Trainer:
             self.sampler.close()
             self.eval_sampler.close()
         return self.final_evaluation
+
+    def _show_progress(self, bar) -> None:
+        """Success rate on the progress bar, or return for suites where success is trivial."""
+        final = self.final_evaluation
+        if self.suite.success_is_meaningful and "Evaluation/SuccessRate" in final:
+            bar.set_postfix(success=f"{final['Evaluation/SuccessRate']:.2f}")
+        elif "Evaluation/AverageReturn" in final:
+            bar.set_postfix(avg_return=f"{final['Evaluation/AverageReturn']:.1f}")
 
     def _run_epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
@@ -146,20 +153,21 @@ class Trainer:
                     stats = self.algorithm.update(minibatch)
             update_time += time.perf_counter() - tu
         self.total_env_steps += collected
+        tabular.record("Epoch", epoch)
+        tabular.record("TotalEnvSteps", self.total_env_steps)
         te = time.perf_counter()
         evaluate_now = epoch % self.config.evaluation_frequency == 0
         if evaluate_now:
             self._evaluate(epoch)
+        eval_time = time.perf_counter() - te if evaluate_now else 0.0
         epoch_stats = self.algorithm.end_of_epoch(epoch)  # DnC distillation, after evaluation
-        tabular.record("Epoch", epoch)
         for key, value in epoch_stats.items():
             tabular.record(f"Train/{key}", value)
-        tabular.record("TotalEnvSteps", self.total_env_steps)
         self._log_train(record, stats, counts)
         tabular.record("Time/EnvStepsPerSecond", collected / max(collect_time, 1e-9))
         tabular.record("Time/CollectSeconds", collect_time)
         tabular.record("Time/UpdateSeconds", update_time)
-        tabular.record("Time/EvaluationSeconds", time.perf_counter() - te if evaluate_now else 0.0)
+        tabular.record("Time/EvaluationSeconds", eval_time)
         tabular.record("Time/EpochSeconds", time.perf_counter() - t0)
         dowel.logger.log(tabular)
         dowel.logger.dump_all(epoch)

@@ -102,3 +102,10 @@ def test_existing_log_dir_is_not_overwritten(tmp_path, monkeypatch):
         assert invoke(["dnc_sac", *TINY, "--n_epochs", "1", "--name", "same"]).exit_code == 0
     runs = sorted(p.name for p in (tmp_path / "data/local/experiment").iterdir())
     assert runs == ["dnc_sac_MazeLarge-10-v0_same_0", "dnc_sac_MazeLarge-10-v0_same_0_1"]
+
+
+def test_csv_starts_with_epoch_and_steps(tmp_path):
+    log_dir = tmp_path / "order"
+    assert invoke(["dnc_sac", *TINY, "--n_epochs", "1", "--log_dir", str(log_dir)]).exit_code == 0
+    with open(log_dir / "progress.csv") as f:
+        assert f.readline().startswith("Epoch,TotalEnvSteps,Evaluation/Iteration")
