@@ -171,6 +171,7 @@ class Trainer:
         tabular.record("Time/EpochSeconds", time.perf_counter() - t0)
         dowel.logger.log(tabular)
         dowel.logger.dump_all(epoch)
+        tabular.clear()  # keys not recorded next epoch (no evaluation) stay empty, not stale
 
     # --------------------------------------------------------------- logging
     def _setup_logging(self):

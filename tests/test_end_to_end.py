@@ -109,3 +109,13 @@ def test_csv_starts_with_epoch_and_steps(tmp_path):
     assert invoke(["dnc_sac", *TINY, "--n_epochs", "1", "--log_dir", str(log_dir)]).exit_code == 0
     with open(log_dir / "progress.csv") as f:
         assert f.readline().startswith("Epoch,TotalEnvSteps,Evaluation/Iteration")
+
+
+def test_epochs_without_evaluation_leave_evaluation_cells_empty(tmp_path):
+    log_dir = tmp_path / "freq"
+    args = ["dnc_sac", *TINY, "--n_epochs", "3", "--evaluation_frequency", "2", "--log_dir", str(log_dir)]
+    assert invoke(args).exit_code == 0
+    rows = read_csv(log_dir / "progress.csv")
+    assert [r["Evaluation/SuccessRate"] != "" for r in rows] == [True, False, True]
+    assert rows[1]["Evaluation/Task3/AverageReturn"] == "" and rows[1]["Train/Qf1Loss"] != ""
+    assert rows[2]["Evaluation/Iteration"] == "2"
