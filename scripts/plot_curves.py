@@ -24,6 +24,8 @@ def read_column(run_dir: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(TotalEnvSteps, column) of the rows where the column has a value."""
     with open(run_dir / "progress.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get(column, "") not in ("", "nan")]
+    if column.startswith("Evaluation/"):  # only epochs that evaluated (Iteration == Epoch)
+        rows = [r for r in rows if r.get("Evaluation/Iteration", r["Epoch"]) in ("", r["Epoch"])]
     if not rows:
         raise ValueError(f"{run_dir}/progress.csv has no values in column {column!r}")
     return (np.array([float(r["TotalEnvSteps"]) for r in rows]),
