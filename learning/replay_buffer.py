@@ -90,17 +90,8 @@ class TaskReplayBuffer:
         Raises:
             RuntimeError: if the buffer is empty.
         """
-        if self._size == 0:
-            raise RuntimeError("cannot sample from an empty replay buffer")
-        idx = torch.randint(0, self._size, (self.num_tasks, batch_size), device=self.device)
-        out = []
-        for key in STORED_FIELDS:
-            store = self._storage[key]
-            if store.dim() == 3:
-                out.append(store.gather(1, idx[..., None].expand(-1, -1, store.shape[-1])))
-            else:
-                out.append(store.gather(1, idx))
-        return TransitionBatch(*out)
+        own = torch.arange(self.num_tasks, device=self.device)[:, None]
+        return self.sample_from(own.expand(self.num_tasks, batch_size))
 
     def sample_from(self, source: torch.Tensor) -> TransitionBatch:
         """Uniform draws with replacement from chosen task buffers.

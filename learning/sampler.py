@@ -154,9 +154,13 @@ class Sampler:
                     if self._averaged(k):
                         value /= self._ep_len[ti, ei]
                     record.extras[k][ti].append(float(value))
-        for arr in (self._ep_return, self._ep_disc, self._ep_len, self._ep_success,
-                    *self._ep_extra_sum.values()):
+        for arr in self._episode_accumulators():
             arr[done] = 0
+
+    def _episode_accumulators(self) -> tuple[np.ndarray, ...]:
+        """The per-env (T, E) running episode statistics, zeroed when an episode restarts."""
+        return (self._ep_return, self._ep_disc, self._ep_len, self._ep_success,
+                *self._ep_extra_sum.values())
 
     def _averaged(self, key: str) -> bool:
         """Velocity-like keys are averaged over the episode; others are read at its last step."""
@@ -183,8 +187,7 @@ class Sampler:
         """Start fresh episodes in every sub-env (env RNGs continue; no re-seeding)."""
         obs, _ = self.env.reset()
         self._obs = self._to_tensor(obs)
-        for arr in (self._ep_return, self._ep_disc, self._ep_len, self._ep_success,
-                    *self._ep_extra_sum.values()):
+        for arr in self._episode_accumulators():
             arr[...] = 0
 
     def close(self) -> None:
