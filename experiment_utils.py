@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from learning.algorithms.dnc import SAMPLING_TYPE_CHOICES
+
 ARCHITECTURE_CHOICES = ("separate", "multihead", "shared")
 MIXTURE_CHOICES = ("qswitch", "uniform", "domain")
 QSWITCH_SCORE_CHOICES = ("q1-mean", "min-q-sample")
-SAMPLING_TYPE_CHOICES = ("all", "i", "j", "i+j")
 
 
 def _f(default: Any, help: str, only: tuple[str, ...] | None = None, **kw) -> Any:
@@ -62,7 +63,9 @@ class ExperimentConfig:
     num_evaluation_episodes: int = _f(10, "evaluation episodes per evaluation, split evenly over tasks")
     evaluation_frequency: int = _f(1, "evaluate every this many epochs")
     snapshot_gap: int = _f(1, "save a snapshot every this many epochs (overwrites params.pt)")
-    replay_buffer_size: int = _f(1_000_000, "replay capacity per task")
+    replay_buffer_size: int | None = _f(None, "replay capacity per task (default: 1e6 per task for the "
+                                        "DnC family; 1e6 // T per task for sac, mtsac and qmp_sac, "
+                                        "whose original keeps one 1e6 buffer for all tasks)")
     envs_per_task: int = _f(1, "parallel training envs per task")
     num_threads: int = _f(0, "torch intra-op threads for updates (0: torch's default, one per core); "
                           "use 1 when several runs share the cores")
@@ -173,16 +176,40 @@ def resolve_device(device: str, gpu: int | None = None) -> torch.device:
     return torch.device(device)
 
 
-def make_log_dir(config: ExperimentConfig) -> Path:
-    """Create the run's log dir; an existing dir is never reused (a ``_1``, ``_2`` ... suffix is added)."""
-    base = Path(config.log_dir) if config.log_dir else Path("data/local/experiment") / config.log_name
+def log_dir_base(config: ExperimentConfig) -> Path:
+    """``--log_dir`` or ``data/local/experiment/<experiment>_<env>_<name>_<seed>``."""
+    return Path(config.log_dir) if config.log_dir else Path("data/local/experiment") / config.log_name
+
+
+def check_log_dir(config: ExperimentConfig) -> None:
+    """Raise ValueError naming --log_dir when the run's directory could not be created.
+
+    The nearest existing ancestor must be a writable directory (checked before any env is built).
+    """
+    base = log_dir_base(config).absolute()
+    if base.exists() and not base.is_dir():
+        raise ValueError(f"--log_dir {base} exists and is not a directory")
+    parent = base.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--log_dir {base} cannot be created: {parent} is not a writable directory")
+
+
+def make_log_dir(config: ExperimentConfig, resolved: dict[str, Any] | None = None) -> Path:
+    """Create the run's log dir and write ``variant.json`` (the config, plus the values actually
+    used where a flag's default is resolved at build time, under ``"resolved"``).
+
+    An existing dir is never reused (a ``_1``, ``_2`` ... suffix is added).
+    """
+    base = log_dir_base(config)
     path, k = base, 0
     while path.exists():
         k += 1
         path = base.with_name(f"{base.name}_{k}")
     path.mkdir(parents=True)
     with open(path / "variant.json", "w") as f:
-        json.dump(config.to_dict(), f, indent=2, default=str)
+        json.dump({**config.to_dict(), "resolved": resolved or {}}, f, indent=2, default=str)
     return path
 
 

@@ -13,7 +13,7 @@ import environments
 from environments.base import TaskSuite
 from experiment_utils import (ARCHITECTURE_CHOICES, DISTILL, MIXTURE_CHOICES, PC_GRAD,
                               QSWITCH_SCORE_CHOICES, SAMPLING_TYPE_CHOICES, UDS,
-                              ExperimentConfig, default_target_entropy, make_log_dir,
+                              ExperimentConfig, check_log_dir, default_target_entropy, make_log_dir,
                               resolve_device, set_seed)
 from learning.algorithms.dnc import DnCSAC, kl_coefficients
 from learning.algorithms.sac import MultiTaskSAC
@@ -68,7 +68,24 @@ def architectures(config: ExperimentConfig) -> tuple[str, str]:
 
 POSITIVE_INT_FLAGS = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_itr",
                       "buffer_batch_size", "num_evaluation_episodes", "evaluation_frequency",
-                      "snapshot_gap", "replay_buffer_size", "envs_per_task", "policy_sampling_freq")
+                      "snapshot_gap", "envs_per_task", "policy_sampling_freq")
+MAX_SEED = 2**32 - 1  # numpy's seed range
+ORIGINAL_REPLAY_CAPACITY = 1_000_000  # the original's PathBuffer capacity (reference §1.1, §2.3)
+
+
+def replay_capacity_per_task(config: ExperimentConfig, num_tasks: int) -> int:
+    """Transitions kept per task buffer (reference §1.1, §2.3).
+
+    ``--replay_buffer_size`` when given; else the original's capacities: one 1e6 buffer per task
+    for the DnC family, and one 1e6 buffer shared by all tasks for the SAC family (``sac``,
+    ``mtsac``, ``qmp_sac``), i.e. ``1e6 // T`` per task here, since every task collects the same
+    number of steps and a shared ring then holds the same newest ``1e6 // T`` of each task.
+    """
+    if config.replay_buffer_size is not None:
+        return config.replay_buffer_size
+    if EXPERIMENTS[config.experiment].family == "dnc":
+        return ORIGINAL_REPLAY_CAPACITY
+    return ORIGINAL_REPLAY_CAPACITY // num_tasks
 
 
 def validate(config: ExperimentConfig) -> TaskSuite:
@@ -89,8 +106,19 @@ def validate(config: ExperimentConfig) -> TaskSuite:
         raise ValueError(f"--min_buffer_size must be >= 0, got {config.min_buffer_size}")
     if not config.hidden_sizes or min(config.hidden_sizes) <= 0:
         raise ValueError(f"--hidden_sizes must be positive integers, got {config.hidden_sizes}")
-    if config.lr <= 0 or not 0 < config.discount <= 1 or not 0 < config.target_update_tau <= 1:
-        raise ValueError("--lr must be > 0, --discount and --target_update_tau in (0, 1]")
+    if not config.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {config.lr}")
+    if not 0 < config.discount <= 1:
+        raise ValueError(f"--discount must be in (0, 1], got {config.discount}")
+    if not 0 < config.target_update_tau <= 1:
+        raise ValueError(f"--target_update_tau must be in (0, 1], got {config.target_update_tau}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ValueError(f"--seed must be in [0, 2**32 - 1], got {config.seed}")
+    if "/" in config.name:
+        raise ValueError(f"--name must not contain '/' (it is part of the log dir name), "
+                         f"got {config.name!r}; use --log_dir for another location")
+    if config.replay_buffer_size is not None and config.replay_buffer_size <= 0:
+        raise ValueError(f"--replay_buffer_size must be a positive integer, got {config.replay_buffer_size}")
     for flag, arch in zip(("policy_architecture", "Q_architecture"), architectures(config)):
         if arch not in ARCHITECTURE_CHOICES:
             raise ValueError(f"--{flag}={arch!r}; allowed: {', '.join(ARCHITECTURE_CHOICES)}")
@@ -132,8 +160,27 @@ def validate(config: ExperimentConfig) -> TaskSuite:
     if config.use_pc_grad and config.experiment not in PC_GRAD:
         raise ValueError(f"--use_pc_grad True cannot be used by {config.experiment}: PCGrad needs "
                          f"parameters shared across tasks; allowed for: {', '.join(PC_GRAD)}")
+    if config.mixture_probs is not None and not (spec.qmp and config.mixture == "domain"):
+        raise ValueError("--mixture_probs is only read with --mixture domain; "
+                         f"got --mixture {config.mixture}")
     resolve_device(config.device, config.gpu)
+    check_log_dir(config)
     suite = environments.get_suite(config.env, tuple(config.sparse_tasks))
+    t = suite.num_tasks
+    if spec.qmp and t < 2:
+        raise ValueError(f"{config.experiment} mixes the policies of several tasks but --env={config.env} "
+                         f"has {t} task; use a multi-task suite ({', '.join(environments.known_env_ids())})")
+    if config.num_evaluation_episodes < t:
+        raise ValueError(f"--num_evaluation_episodes must be at least the number of tasks ({t}) of "
+                         f"{config.env}: episodes are split evenly over tasks, "
+                         f"got {config.num_evaluation_episodes}")
+    capacity = replay_capacity_per_task(config, t)
+    stored = capacity if spec.family == "dnc" else capacity * t
+    if stored < config.min_buffer_size:
+        per = "per task" if spec.family == "dnc" else f"in total over {t} tasks"
+        raise ValueError(f"--replay_buffer_size {capacity} per task holds {stored} transitions {per}, "
+                         f"fewer than --min_buffer_size {config.min_buffer_size}: no gradient step "
+                         "would ever run")
     kl_coefficients(config.kl_coeff, suite.num_tasks)  # length / sign check (names --kl_coeff)
     if spec.qmp and config.mixture == "domain" and config.mixture_probs is None \
             and suite.domain_mixture is None:
@@ -182,12 +229,17 @@ def build_trainer(config: ExperimentConfig) -> Trainer:
     hidden = tuple(config.hidden_sizes)
     policy = TanhGaussianPolicy(policy_arch, t, len(obs_idx), act_dim, hidden).to(device)
     qf = TwinQFunction(q_arch, t, len(obs_idx), act_dim, hidden).to(device)
-    buffer = TaskReplayBuffer(t, config.replay_buffer_size, len(obs_idx), act_dim, device)
+    capacity = replay_capacity_per_task(config, t)
+    buffer = TaskReplayBuffer(t, capacity, len(obs_idx), act_dim, device)
+    target_entropy = default_target_entropy(config, act_dim)
+    # The original's SAC family steps alpha, its DnC family log alpha (reference §3.1 step 3).
+    temperature_form = "log_alpha" if spec.family == "dnc" else "alpha"
     common = dict(per_task_alpha=spec.per_task_alpha, lr=config.lr, discount=config.discount,
                   tau=config.target_update_tau, reward_scale=config.reward_scale,
-                  target_entropy=default_target_entropy(config, act_dim),
+                  target_entropy=target_entropy,
                   task_reduction="sum" if spec.family == "dnc" else "mean",
-                  use_pc_grad=config.use_pc_grad, pc_grad_alpha=not config.skip_alpha_pc_grad)
+                  use_pc_grad=config.use_pc_grad, pc_grad_alpha=not config.skip_alpha_pc_grad,
+                  temperature_form=temperature_form)
     if spec.family == "dnc":
         dnc = dict(buffer=buffer, kl_coeff=config.kl_coeff, sampling_type=config.sampling_type,
                    regularize_representation=config.regularize_representation,
@@ -220,7 +272,11 @@ def build_trainer(config: ExperimentConfig) -> Trainer:
     schedule = Schedule(spec.family, t, config.envs_per_task, config.batch_size,
                         config.min_buffer_size, config.gradient_steps_per_itr,
                         config.buffer_batch_size)
-    log_dir = make_log_dir(config)
+    resolved = dict(num_tasks=t, policy_architecture=policy_arch, Q_architecture=q_arch,
+                    replay_buffer_size_per_task=capacity, target_entropy=target_entropy,
+                    temperature_loss=temperature_form, device=str(device),
+                    evaluation_episodes_per_task=episodes)
+    log_dir = make_log_dir(config, resolved)
     return Trainer(config, suite, algorithm, behaviour, own, eval_modes, buffer, sampler,
                    eval_sampler, schedule, log_dir)
 

@@ -128,7 +128,10 @@ def test_distillation_lowers_loss_and_overwrites_every_policy():
     probe = buffer.sample_from(torch.arange(3).repeat_interleave(50)[None])
     with torch.no_grad():
         initial = float(distillation_loss(centroid_policy(policy, 0), probe.obs, probe.action))
-    first, last = distill(policy, buffer, n_steps=60, batch_size=30, lr=1e-2)
+    centroid = centroid_policy(policy, 0)
+    optimizer = torch.optim.Adam(centroid.parameters(), lr=1e-2)
+    first, last = distill(policy, centroid, optimizer, buffer, n_steps=60, batch_size=30,
+                          sampling_type="all")
     assert last < first
     obs = torch.randn(1, 7, 4)
     mean, log_std = policy.distribution_params(obs)
@@ -162,3 +165,51 @@ def test_dnc_update_logs_kl_stats_and_distils_on_period():
     assert not math.isnan(out["Distillation/FinalLoss"])
     m, _ = policy.distribution_params(torch.randn(1, 3, 4))
     torch.testing.assert_close(m[1], m[0])
+
+
+def dnc_with_distillation(buffer, sampling_type="all", lr=1e-3):
+    torch.manual_seed(7)
+    policy = TanhGaussianPolicy("separate", 3, 4, 2, (8,))
+    qf = TwinQFunction("separate", 3, 4, 2, (8,))
+    return DnCSAC(policy, qf, 3, per_task_alpha=True, lr=lr, discount=0.99, tau=0.005,
+                  reward_scale=1.0, target_entropy=-2.0, task_reduction="sum", buffer=buffer,
+                  sampling_type=sampling_type, batch_size=8, distillation_period=1,
+                  distillation_n_epochs=1)
+
+
+def test_centroid_is_policy_0_at_construction_and_persists_with_its_optimizer():
+    """The original copies policy 0 once, at construction, and keeps the centroid and its Adam
+    state across distillations (reference §3.3)."""
+    buffer = filled_buffer()
+    algo = dnc_with_distillation(buffer, lr=1e-4)
+    initial = [p[0].clone() for p in algo.policy.parameters()]  # policy 0 at construction
+    with torch.no_grad():  # training moves the task policies far from their initial values
+        for p in algo.policy.parameters():
+            p.add_(5.0)
+    algo.end_of_epoch(1)
+    # one Adam step of lr 1e-4 from the construction-time copy, not from the moved policy 0
+    for p, p0 in zip(algo.policy.parameters(), initial):
+        for k in range(3):
+            torch.testing.assert_close(p[k], p0, atol=2e-4, rtol=0)
+    with torch.no_grad():
+        for p in algo.policy.parameters():
+            p.add_(5.0)
+    algo.end_of_epoch(2)
+    for p, p0 in zip(algo.policy.parameters(), initial):
+        torch.testing.assert_close(p[0], p0, atol=3e-4, rtol=0)
+    steps = {int(state["step"]) for state in algo.centroid_optimizer.state.values()}
+    assert steps == {2}
+
+
+@pytest.mark.parametrize("sampling_type,per_buffer", [("all", 8 // 3), ("i", 8 // 3), ("j", 8),
+                                                      ("i+j", 4)])
+def test_distillation_draws_as_sample_all_transitions(sampling_type, per_buffer, monkeypatch):
+    """Per step, B//T from every buffer for all/i, B for j, B//2 for i+j (reference §2.3)."""
+    buffer = filled_buffer()
+    algo = dnc_with_distillation(buffer, sampling_type)
+    sources = []
+    original = buffer.sample_from
+    monkeypatch.setattr(buffer, "sample_from", lambda source: sources.append(source) or original(source))
+    algo.end_of_epoch(1)
+    expected = torch.arange(3).repeat_interleave(per_buffer)
+    assert sources and all(torch.equal(src.reshape(-1).sort().values, expected) for src in sources)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from learning.algorithms.pcgrad import (ParameterGroup, merge, pcgrad_backward,
-                                        per_task_gradients, project_conflicting, random_orders)
+from learning.algorithms.pcgrad import (merge, pcgrad_backward, per_task_gradients,
+                                        project_conflicting, random_orders)
 from learning.algorithms.sac import MultiTaskSAC
 from learning.networks.multihead import MultiheadMLP
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
@@ -42,21 +42,22 @@ def test_three_tasks_order_matters_and_is_per_task():
     torch.testing.assert_close(out[1], torch.tensor([-0.2, 0.1]))
 
 
-def test_merge_mean_on_shared_sum_on_task_specific():
+def test_merge_is_the_mean_over_tasks_for_every_element():
     projected = torch.tensor([[1.0, 2.0, 3.0], [3.0, 4.0, -1.0]])
-    out = merge(projected, torch.tensor([False, True, False]))
-    torch.testing.assert_close(out, torch.tensor([2.0, 6.0, 1.0]))
+    torch.testing.assert_close(merge(projected), torch.tensor([2.0, 3.0, 1.0]))
 
 
 def test_pcgrad_backward_hand_computed():
+    """A shared w and a per-task h (h[t] used by task t only): as in the original, the head
+    slices get zero (not missing) gradients from the other task, so every element gets the mean."""
     w = nn.Parameter(torch.zeros(2))  # shared
     h = nn.Parameter(torch.zeros(2))  # h[t] used by task t only
     losses = torch.stack([w @ torch.tensor([1.0, 0.0]) + h[0], w @ torch.tensor([-1.0, 1.0]) + 2 * h[1]])
     # flattened (w, h): g1 = (1, 0, 1, 0), g2 = (-1, 1, 0, 2); g1.g2 = -1; |g1|^2 = 2, |g2|^2 = 6
     # g1' = g1 + g2/6 = (5/6, 1/6, 1, 1/3); g2' = g2 + g1/2 = (-1/2, 1, 1/2, 2)
-    pcgrad_backward(losses, ParameterGroup([w, h], [False, True]), order=ORDERS[0])
+    pcgrad_backward(losses, [w, h], order=ORDERS[0])
     torch.testing.assert_close(w.grad, torch.tensor([(5 / 6 - 0.5) / 2, (1 / 6 + 1) / 2]))
-    torch.testing.assert_close(h.grad, torch.tensor([1.5, 1 / 3 + 2]))
+    torch.testing.assert_close(h.grad, torch.tensor([1.5 / 2, (1 / 3 + 2) / 2]))
 
 
 def test_batched_gradients_equal_per_task_backward():
@@ -69,13 +70,6 @@ def test_batched_gradients_equal_per_task_backward():
     for t in range(3):
         single = torch.autograd.grad(losses[t], params, retain_graph=True)
         torch.testing.assert_close(grads[t], torch.cat([g.reshape(-1) for g in single]))
-
-
-def test_parameter_group_marks_stacked_heads_task_specific():
-    net = MultiheadMLP(3, 4, (5,), 2)
-    group = ParameterGroup.of(net)
-    specific = {id(p) for p, s in zip(group.params, group.task_specific) if s}
-    assert specific == {id(net.heads.weight), id(net.heads.bias)}
 
 
 def test_random_orders_are_permutations():

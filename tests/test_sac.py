@@ -21,11 +21,12 @@ def constant_policy(t, obs_dim, act_dim, mean, log_std):
     return policy
 
 
-def linear_q(t, obs_dim, act_dim, w_obs, w_act, bias):
-    """Q(s, a) = w_obs . s + w_act . a + bias (ReLU hidden layer made an identity on positives)."""
+def linear_q(t, obs_dim, act_dim, w_obs, w_act, bias, q2_scale=2.0):
+    """Q1(s, a) = w_obs . s + w_act . a + bias, Q2 = q2_scale (w_obs . s + w_act . a) + bias
+    (ReLU hidden layer made an identity on positives)."""
     qf = TwinQFunction("separate", t, obs_dim, act_dim, (obs_dim + act_dim,))
     with torch.no_grad():
-        for net, scale in ((qf.q1, 1.0), (qf.q2, 2.0)):
+        for net, scale in ((qf.q1, 1.0), (qf.q2, q2_scale)):
             n = obs_dim + act_dim
             net.hidden[0].weight.copy_(torch.eye(n).expand(t, n, n))
             net.hidden[0].bias.fill_(10.0)  # keep pre-activations positive
@@ -122,3 +123,71 @@ def test_update_polyak_and_alpha_direction():
         assert not torch.equal(p, ob)
     assert not any(p.requires_grad for p in sac.target_qf.parameters())
     assert stats["AlphaTemperature"].shape == (2,)
+
+
+def test_critic_target_uses_min_of_the_two_target_critics():
+    """Target Q2 = -(Q1 - bias) + bias: min(Q1, Q2) is Q1 on some transitions, Q2 on others."""
+    t, b = 2, 6
+    torch.manual_seed(3)
+    data = TransitionBatch(obs=torch.randn(t, b, 2), action=torch.rand(t, b, 1) * 2 - 1,
+                           reward=torch.randn(t, b), next_obs=torch.randn(t, b, 2),
+                           terminal=torch.zeros(t, b))
+    policy = constant_policy(t, 2, 1, [0.0], [-20.0])  # a' = tanh(0) = 0
+    qf = linear_q(t, 2, 1, [0.0, 0.0], [0.0], 0.0)
+    target = linear_q(t, 2, 1, [1.0, -1.0], [0.0], 0.5, q2_scale=-1.0)
+    gamma = 0.5
+    _, stats = critic_loss(data, policy, target_qf=target, qf=qf, alpha=torch.zeros(t),
+                           discount=gamma, reward_scale=1.0)
+    x = data.next_obs[..., 0] - data.next_obs[..., 1]
+    q1_next, q2_next = x + 0.5, -x + 0.5
+    assert (q1_next < q2_next).any() and (q2_next < q1_next).any()
+    expected = data.reward + gamma * torch.minimum(q1_next, q2_next)
+    torch.testing.assert_close(stats["QTarget"], expected.mean(1), rtol=1e-5, atol=1e-5)
+    # the loss is the squared error of Q == 0 against y, per critic
+    torch.testing.assert_close(stats["Qf1Loss"], (expected ** 2).mean(1), rtol=1e-5, atol=1e-5)
+
+
+def test_actor_loss_uses_min_of_the_two_critics():
+    """Q2 = -(w . x) + bias: the actor's min(Q1, Q2) is Q1 for task 0's state, Q2 for task 1's."""
+    policy = constant_policy(2, 2, 1, [0.2], [-20.0])
+    qf = linear_q(2, 2, 1, [1.0, 0.0], [0.0], 0.0, q2_scale=-1.0)
+    obs = torch.tensor([[[-0.5, 0.0]], [[1.5, 0.0]]])
+    alpha = torch.tensor([0.1, 1.0])
+    loss, log_prob, _ = actor_loss(obs, policy, qf, alpha)
+    lp = log_prob.detach()[:, 0]
+    # task 0: Q1 = -0.5, Q2 = 0.5 -> -0.5; task 1: Q1 = 1.5, Q2 = -1.5 -> -1.5
+    expected = alpha * lp - torch.tensor([-0.5, -1.5])
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_alpha_form_temperature_loss_and_gradient():
+    """The original SAC family's loss -mean(alpha (log pi + H)): gradient -alpha mean(log pi + H)."""
+    log_alpha = torch.tensor([0.0, math.log(2.0)], requires_grad=True)
+    log_prob = torch.tensor([[-1.0, -3.0], [0.0, 2.0]])
+    loss = temperature_loss(log_alpha, log_prob, target_entropy=-2.0, form="alpha")
+    # task 0: -1 * mean(-3, -5) = 4; task 1: -2 * mean(-2, 0) = 2
+    torch.testing.assert_close(loss, torch.tensor([4.0, 2.0]))
+    loss.sum().backward()
+    torch.testing.assert_close(log_alpha.grad, torch.tensor([4.0, 2.0]))
+
+
+def test_temperature_falls_when_entropy_is_above_target_and_rises_below():
+    """One SGD step on log alpha: log pi + H < 0 (entropy above target) lowers alpha, > 0
+    raises it, in both forms."""
+    for form in ("log_alpha", "alpha"):
+        log_alpha = torch.nn.Parameter(torch.zeros(2))
+        opt = torch.optim.SGD([log_alpha], lr=0.1)
+        log_prob = torch.tensor([[-3.0, -3.0], [2.0, 2.0]])  # H = -1: task 0 too random, task 1 too sure
+        temperature_loss(log_alpha, log_prob, -1.0, form=form).sum().backward()
+        opt.step()
+        assert log_alpha[0] < 0 < log_alpha[1], form
+
+
+def test_sac_family_and_dnc_family_temperature_forms_differ_in_the_update():
+    """With alpha != 1 the two forms give different log-alpha gradients (SGD makes it visible)."""
+    grads = {}
+    for form in ("log_alpha", "alpha"):
+        log_alpha = torch.tensor([math.log(0.25)], requires_grad=True)
+        temperature_loss(log_alpha, torch.tensor([[0.5]]), -1.5, form=form).sum().backward()
+        grads[form] = float(log_alpha.grad)
+    assert grads["log_alpha"] == 1.0 and abs(grads["alpha"] - 0.25) < 1e-6

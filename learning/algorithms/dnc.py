@@ -13,13 +13,13 @@ import math
 
 import torch
 
-from experiment_utils import SAMPLING_TYPE_CHOICES
 from learning.algorithms.sac import MultiTaskSAC, Stats, actor_loss
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.replay_buffer import TaskReplayBuffer, TransitionBatch
 
 _LOG_2PI = math.log(2.0 * math.pi)
 ACTION_CLIP = 1.0 - 1e-6  # stored actions are clipped to +-this before atanh
+SAMPLING_TYPE_CHOICES = ("all", "i", "j", "i+j")  # --sampling_type
 
 
 def kl_coefficients(kl_coeff: tuple[float, ...] | list[float], num_tasks: int) -> torch.Tensor:
@@ -127,23 +127,38 @@ def _combine(on_set, sampling_type: str) -> torch.Tensor:
     return d * (1.0 - torch.eye(d.shape[0], device=d.device, dtype=d.dtype))
 
 
+def all_transitions_source(num_tasks: int, batch_size: int, sampling_type: str,
+                           device: torch.device | str = "cpu") -> torch.Tensor:
+    """Which buffer each draw of the original's ``sample_all_transitions(B)`` comes from
+    (reference §2.3): per buffer B//T draws for ``all`` and ``i``, B for ``j``, B//2 for ``i+j``
+    (each at least 1).
+
+    Returns:
+        (T, n) int64 task ids, row k = buffer k.
+
+    Raises:
+        ValueError: unknown ``sampling_type``.
+    """
+    t, b = num_tasks, batch_size
+    sizes = {"all": b // t, "i": b // t, "j": b, "i+j": b // 2}
+    if sampling_type not in sizes:
+        raise ValueError(f"--sampling_type={sampling_type!r}; allowed: {', '.join(SAMPLING_TYPE_CHOICES)}")
+    return torch.arange(t, device=device)[:, None].expand(t, max(sizes[sampling_type], 1))
+
+
 def regulariser_observations(buffer: TaskReplayBuffer, batch_size: int,
                              sampling_type: str) -> torch.Tensor:
-    """Observations of the DnC regulariser (reference §2.3 ``sample_all_transitions``, §3.3).
+    """Observations of the DnC regulariser (reference §2.3 ``sample_all_transitions``, §3.3),
+    drawn as :func:`all_transitions_source` says.
 
-    ``all``: B//T from every buffer, concatenated, one set shared by all pairs -> (1, N, obs).
-    ``i``: B//T from each buffer, set i used by policy i -> (T, N, obs).
-    ``j``: B from each buffer, set j used for pair (i, j) -> (T, B, obs).
-    ``i+j``: B//2 from each buffer, sets i and j used for pair (i, j) -> (T, B//2, obs).
-    Sizes are at least 1.
+    ``all``: the draws of every buffer concatenated, one set shared by all pairs -> (1, T*(B//T), obs).
+    ``i``: set i used by policy i -> (T, B//T, obs).
+    ``j``: set j used for pair (i, j) -> (T, B, obs).
+    ``i+j``: sets i and j used for pair (i, j) -> (T, B//2, obs).
     """
-    t, b = buffer.num_tasks, batch_size
-    tasks = torch.arange(t, device=buffer.device)
+    source = all_transitions_source(buffer.num_tasks, batch_size, sampling_type, buffer.device)
     if sampling_type == "all":
-        source = tasks.repeat_interleave(max(b // t, 1))[None]
-    else:
-        n = {"i": max(b // t, 1), "j": b, "i+j": max(b // 2, 1)}[sampling_type]
-        source = tasks[:, None].expand(t, n)
+        source = source.reshape(1, -1)
     return buffer.sample_from(source).obs
 
 
@@ -206,23 +221,24 @@ def distillation_loss(centroid: TanhGaussianPolicy, obs: torch.Tensor,
     return -log_lik.mean()
 
 
-def distill(policy: TanhGaussianPolicy, buffer: TaskReplayBuffer, n_steps: int,
-            batch_size: int, lr: float) -> tuple[float, float]:
-    """Distil every task policy into a centroid and copy it back (reference §3.3).
+def distill(policy: TanhGaussianPolicy, centroid: TanhGaussianPolicy,
+            optimizer: torch.optim.Optimizer, buffer: TaskReplayBuffer, n_steps: int,
+            batch_size: int, sampling_type: str) -> tuple[float, float]:
+    """Distil every task policy into the centroid and copy it back (reference §3.3).
 
-    The centroid starts as task 0's policy and takes ``n_steps`` Adam steps (its own
-    optimiser, learning rate ``lr``) on :func:`distillation_loss` with B//T stored
-    transitions from every buffer per step; then every task's slice of ``policy`` is
-    overwritten with it. Optimiser states of the task policies are left untouched.
+    The centroid (one task, see :func:`centroid_policy`) and its optimiser persist across
+    distillations, as the original's. It takes ``n_steps`` steps on
+    :func:`distillation_loss`, each on the stored transitions of every buffer drawn as the
+    original's ``sample_all_transitions`` (:func:`all_transitions_source`, pooled); then every
+    task's slice of ``policy`` is overwritten with it. The task policies' optimiser states are
+    left untouched.
 
     Returns:
         (loss of the first step, loss after the last step).
     """
-    t = buffer.num_tasks
-    centroid = centroid_policy(policy, 0)
-    optimizer = torch.optim.Adam(centroid.parameters(), lr=lr)
-    source = torch.arange(t, device=buffer.device).repeat_interleave(max(batch_size // t, 1))[None]
-    first = last = float("nan")
+    source = all_transitions_source(buffer.num_tasks, batch_size, sampling_type,
+                                    buffer.device).reshape(1, -1)
+    first = float("nan")
     for step in range(n_steps):
         batch = buffer.sample_from(source)
         loss = distillation_loss(centroid, batch.obs, batch.action)
@@ -251,6 +267,8 @@ class DnCSAC(MultiTaskSAC):
         regularize_representation: ``--regularize_representation``.
         batch_size: per-task minibatch B (``--buffer_batch_size``).
         distillation_period: distil when ``epoch > 0 and epoch % period == 0``; None/0 = off.
+            When on, the centroid is a copy of policy 0 made here, with its own Adam
+            (learning rate ``lr``), both kept across distillations (reference §3.3).
         distillation_n_epochs: centroid steps per distillation.
     """
 
@@ -269,7 +287,10 @@ class DnCSAC(MultiTaskSAC):
         self.sampling_type, self.representation = sampling_type, regularize_representation
         self.batch_size = batch_size
         self.distillation_period, self.distillation_n_epochs = distillation_period, distillation_n_epochs
-        self.lr = self.policy_optimizer.param_groups[0]["lr"]
+        if distillation_period:
+            self.centroid = centroid_policy(self.policy, 0)
+            self.centroid_optimizer = torch.optim.Adam(
+                self.centroid.parameters(), lr=self.policy_optimizer.param_groups[0]["lr"])
 
     def actor_objective(self, batch: TransitionBatch, alpha: torch.Tensor):
         """SAC actor loss plus ``sum_j beta_ij D[i, j]`` (reference §3.3)."""
@@ -289,8 +310,8 @@ class DnCSAC(MultiTaskSAC):
         if not period:
             return {}
         if epoch > 0 and epoch % period == 0:
-            first, last = distill(self.policy, self.buffer, self.distillation_n_epochs,
-                                  self.batch_size, self.lr)
+            first, last = distill(self.policy, self.centroid, self.centroid_optimizer, self.buffer,
+                                  self.distillation_n_epochs, self.batch_size, self.sampling_type)
         else:
             first = last = float("nan")
         return {"Distillation/InitialLoss": first, "Distillation/FinalLoss": last}

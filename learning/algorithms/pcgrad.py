@@ -3,41 +3,14 @@
 From a (T,) vector of per-task losses: all T gradients in one batched backward, flattened to
 (T, P); each task's gradient is projected off every other task gradient it conflicts with
 (negative dot product), visiting the tasks in a fresh random order per task; then the
-projected gradients are merged into one ``.grad`` per parameter: the mean over tasks for
-parameters every task uses, the sum for task-specific parameters.
+projected gradients are merged into one ``.grad`` per parameter: the mean over tasks, for
+every parameter (the original's rule as it acts on its networks, docs/deviations.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
-
-from learning.networks.layers import StackedLinear
-
-
-@dataclass
-class ParameterGroup:
-    """Parameters that one optimiser steps, with the merge rule of each.
-
-    Attributes:
-        params: the parameters.
-        task_specific: per parameter, True when task t's loss only touches task t's slice
-            (stacked multi-head heads, per-task temperatures): such parameters get the sum of
-            the projected task gradients; all others (shared trunk, shared nets) the mean.
-    """
-
-    params: list[nn.Parameter]
-    task_specific: list[bool]
-
-    @classmethod
-    def of(cls, module: nn.Module) -> "ParameterGroup":
-        """Every parameter of ``module``; those of :class:`StackedLinear` layers are task-specific."""
-        specific = {id(p) for m in module.modules() if isinstance(m, StackedLinear)
-                    for p in m.parameters(recurse=False)}
-        params = list(module.parameters())
-        return cls(params, [id(p) in specific for p in params])
 
 
 def per_task_gradients(per_task_loss: torch.Tensor, params: list[nn.Parameter],
@@ -90,18 +63,18 @@ def project_conflicting(grads: torch.Tensor, order: torch.Tensor) -> torch.Tenso
     return projected
 
 
-def merge(projected: torch.Tensor, task_specific: torch.Tensor) -> torch.Tensor:
-    """One update from T projected gradients: mean over tasks on shared elements, sum on
-    task-specific ones (reference §3.10).
+def merge(projected: torch.Tensor) -> torch.Tensor:
+    """One update from T projected gradients: their mean over tasks (reference §3.10).
 
-    Args:
-        projected: (T, P).
-        task_specific: (P,) bool.
+    The original takes the mean for parameters that received a gradient (possibly zero) from
+    every task and the sum for the others; its multi-head heads and per-task temperatures are
+    evaluated for every sample and receive zero gradients from the other tasks, so in every
+    experiment every parameter gets the mean. A task-specific slice therefore moves by 1/T of
+    its own task's projected gradient.
 
-    Returns:
-        (P,) merged gradient.
+    Shapes: projected (T, P) -> (P,).
     """
-    return torch.where(task_specific, projected.sum(0), projected.mean(0))
+    return projected.mean(0)
 
 
 def random_orders(num_tasks: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -109,25 +82,23 @@ def random_orders(num_tasks: int, device: torch.device | str = "cpu") -> torch.T
     return torch.rand(num_tasks, num_tasks, device=device).argsort(dim=1)
 
 
-def pcgrad_backward(per_task_loss: torch.Tensor, group: ParameterGroup,
+def pcgrad_backward(per_task_loss: torch.Tensor, params: list[nn.Parameter],
                     retain_graph: bool = False, order: torch.Tensor | None = None) -> None:
-    """Write the PCGrad-combined gradient of ``per_task_loss`` into ``.grad`` of the group.
+    """Write the PCGrad-combined gradient of ``per_task_loss`` into ``.grad`` of ``params``.
 
     Args:
         per_task_loss: (T,) per-task losses.
-        group: the parameters and their merge rule.
+        params: the parameters one optimiser steps.
         retain_graph: keep the graph for another backward (the second critic).
         order: optional (T, T) visiting orders; default a fresh :func:`random_orders`.
     """
     t = per_task_loss.shape[0]
-    grads = per_task_gradients(per_task_loss, group.params, retain_graph)
+    grads = per_task_gradients(per_task_loss, params, retain_graph)
     if order is None:
         order = random_orders(t, grads.device)
-    mask = torch.cat([torch.full((p.numel(),), s, dtype=torch.bool, device=grads.device)
-                      for p, s in zip(group.params, group.task_specific)])
-    flat = merge(project_conflicting(grads, order), mask)
+    flat = merge(project_conflicting(grads, order))
     offset = 0
-    for p in group.params:
+    for p in params:
         n = p.numel()
         p.grad = flat[offset: offset + n].view_as(p).clone()
         offset += n

@@ -102,22 +102,41 @@ def actor_loss(
     return loss, pi.log_prob, stats
 
 
+TEMPERATURE_FORMS = ("log_alpha", "alpha")
+
+
 def temperature_loss(
     log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float,
-    weight: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None, form: str = "log_alpha",
 ) -> torch.Tensor:
-    """``loss_t = -mean_B log(alpha_t) * (log pi(a|s) + target_entropy)`` (reference §3.1 step 3,
-    the DnC-family form; one form for every experiment, docs/deviations.md).
+    """Temperature loss of each task (reference §3.1 step 3; SAC, Haarnoja et al. 2018b, eq. 18).
+
+    ``form="log_alpha"`` (the original's DnC family, ``DnCSAC``/``MoPDnC``/``OnlineCDS``):
+    ``loss_t = -mean_B log(alpha_t) * (log pi(a|s) + target_entropy)``, gradient
+    ``-mean_B (log pi + H)`` on log alpha.
+    ``form="alpha"`` (the original's ``SAC``/``MoPSAC``: ``sac``, ``mtsac``, ``qmp_sac``):
+    ``loss_t = -mean_B alpha_t * (log pi(a|s) + target_entropy)``, gradient
+    ``-alpha_t * mean_B (log pi + H)`` on log alpha (steps shrink as alpha decays).
 
     Args:
         log_alpha: (T,) or (1,) learnable log temperatures.
         log_prob: (T, B) log-probabilities of fresh actions (detached inside).
         weight: optional (T, B) transition weights (weighted means, :func:`batch_mean`).
+        form: ``log_alpha`` or ``alpha``.
 
     Returns:
         (T,) loss; with a single temperature each task's row uses it.
+
+    Raises:
+        ValueError: unknown ``form``.
     """
-    return -batch_mean(log_alpha[:, None] * (log_prob.detach() + target_entropy), weight)
+    if form == "log_alpha":
+        coef = log_alpha
+    elif form == "alpha":
+        coef = log_alpha.exp()
+    else:
+        raise ValueError(f"temperature form {form!r}; allowed: {', '.join(TEMPERATURE_FORMS)}")
+    return -batch_mean(coef[:, None] * (log_prob.detach() + target_entropy), weight)
 
 
 class MultiTaskSAC(nn.Module):
@@ -137,15 +156,22 @@ class MultiTaskSAC(nn.Module):
         use_pc_grad: combine the per-task gradients of policy and critics with PCGrad
             (``--use_pc_grad``, reference §3.10) instead of reducing the losses.
         pc_grad_alpha: also use PCGrad for the temperature (``--skip_alpha_pc_grad False``).
+        temperature_form: ``log_alpha`` (the original's DnC family) or ``alpha`` (its SAC
+            family); see :func:`temperature_loss`.
     """
 
     def __init__(self, policy: TanhGaussianPolicy, qf: TwinQFunction, num_tasks: int, *,
                  per_task_alpha: bool, lr: float, discount: float, tau: float,
                  reward_scale: float, target_entropy: float, task_reduction: str,
-                 use_pc_grad: bool = False, pc_grad_alpha: bool = False):
+                 use_pc_grad: bool = False, pc_grad_alpha: bool = False,
+                 temperature_form: str = "log_alpha"):
         super().__init__()
         if task_reduction not in ("sum", "mean"):
             raise ValueError(f"task_reduction={task_reduction!r}; allowed: sum, mean")
+        if temperature_form not in TEMPERATURE_FORMS:
+            raise ValueError(f"temperature_form={temperature_form!r}; "
+                             f"allowed: {', '.join(TEMPERATURE_FORMS)}")
+        self.temperature_form = temperature_form
         self.policy, self.qf = policy, qf
         self.target_qf = copy.deepcopy(qf).requires_grad_(False)
         self.num_tasks = num_tasks
@@ -159,10 +185,9 @@ class MultiTaskSAC(nn.Module):
         self.use_pc_grad, self.pc_grad_alpha = use_pc_grad, use_pc_grad and pc_grad_alpha
         self._policy_groups = self._qf_groups = self._alpha_groups = None
         if use_pc_grad:
-            self._policy_groups = [pcgrad.ParameterGroup.of(policy)]
-            self._qf_groups = [pcgrad.ParameterGroup.of(qf.q1), pcgrad.ParameterGroup.of(qf.q2)]
-            self._alpha_groups = [pcgrad.ParameterGroup([self.log_alpha],
-                                                        task_specific=[per_task_alpha])]
+            self._policy_groups = [list(policy.parameters())]
+            self._qf_groups = [list(qf.q1.parameters()), list(qf.q2.parameters())]
+            self._alpha_groups = [[self.log_alpha]]
 
     def alpha(self) -> torch.Tensor:
         """(T,) current temperatures exp(log_alpha), broadcast if shared."""
@@ -208,7 +233,8 @@ class MultiTaskSAC(nn.Module):
                        self._policy_groups, self.use_pc_grad)
         self.policy_optimizer.step()
 
-        a_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy, batch.weight)
+        a_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy, batch.weight,
+                                  self.temperature_form)
         self.alpha_optimizer.zero_grad(set_to_none=True)
         self._backward(a_loss, [self.log_alpha], self._alpha_groups,
                        self.pc_grad_alpha)
