@@ -1,5 +1,8 @@
 """The batched Q-switch against a per-(task, policy) loop, on constructed critics (reference §3.5)."""
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -133,3 +136,88 @@ def test_uniform_and_domain_mixtures_choose_with_configured_frequencies():
     torch.testing.assert_close(freq, probs, atol=0.02, rtol=0)
     with pytest.raises(ValueError, match="rows"):
         MixtureOfPolicies(policy, torch.ones(3, 3))
+
+
+def tanh_gaussian_moments(mean, std, nodes=201):
+    """E[tanh(mean + std Z)] and its std, Z ~ N(0, 1), by Gauss-Hermite quadrature (numpy)."""
+    x, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+    values = np.tanh(mean + std * x)
+    first = (w * values).sum()
+    return first, np.sqrt((w * values**2).sum() - first**2)
+
+
+def test_qswitch_trains_with_a_sample_and_evaluates_with_the_mean_of_the_chosen_policy():
+    torch.manual_seed(0)
+    means = torch.tensor([[-1.0], [0.0], [1.2]])
+    policy = fixed_mean_policy(means, log_std=math.log(2.0))  # wide: std 2 before tanh
+    preferred = torch.tensor([2, 0, 1])
+    switch = QSwitchMixturePolicy(policy, TargetCritic(torch.tanh(means[preferred])))
+    t, e = 3, 4000
+    obs = torch.randn(t, e, 3)
+    moments = [tanh_gaussian_moments(float(m), 2.0) for m in means[:, 0]]
+    assert min(abs(a[0] - b[0]) for a, b in zip(moments, moments[1:])) > 0.2  # distinguishable
+
+    actions, chosen = switch.act(obs, SwitchState.initial(t, e, torch.device("cpu")))
+    again, _ = switch.act(obs, SwitchState.initial(t, e, torch.device("cpu")))
+    assert torch.equal(chosen, preferred[:, None].expand(t, e))
+    assert not torch.allclose(actions, again)  # fresh samples on every call
+    for i, j in enumerate(preferred.tolist()):
+        a = actions[i, :, 0].double()
+        mode = math.tanh(means[j, 0].item())
+        assert (a - mode).abs().lt(1e-3).double().mean() < 0.01  # not the squashed mean
+        assert abs(a.mean().item() - moments[j][0]) < 0.05, (i, j)
+        assert abs(a.std().item() - moments[j][1]) < 0.05, (i, j)
+
+    det, det_chosen = switch.act(obs, SwitchState.initial(t, e, torch.device("cpu")), True)
+    assert torch.equal(det_chosen, chosen)
+    expected = torch.tanh(means[preferred])[:, None].expand(t, e, 1)
+    torch.testing.assert_close(det, expected, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_min_q_sample_follows_min_of_both_critics_and_q1_mean_follows_q1(deterministic):
+    torch.manual_seed(0)
+    means = torch.atanh(torch.tensor([[-0.6], [0.0], [0.6]]))
+    policy = fixed_mean_policy(means, log_std=math.log(0.01))  # samples within ~0.03 of the mean
+    # actions on offer: -0.6, 0, 0.6. Task 0: Q1 wants 0.6, min(Q1, Q2) wants 0 (Q2 wants -0.6).
+    # Task 1: Q1 wants -0.6, min wants 0. Task 2: both want 0.6.
+    critic = TwoTargetCritic(torch.tensor([[0.6], [-0.6], [0.6]]), torch.tensor([[-0.6], [0.1], [0.6]]))
+    obs = torch.zeros(3, 50, 3)
+    picks = {}
+    for score in ("q1-mean", "min-q-sample"):
+        switch = QSwitchMixturePolicy(policy, critic, score=score)
+        picks[score] = switch.act(obs, SwitchState.initial(3, 50, torch.device("cpu")),
+                                  deterministic)[1]
+    assert torch.equal(picks["q1-mean"], torch.tensor([2, 0, 2])[:, None].expand(3, 50))
+    assert torch.equal(picks["min-q-sample"], torch.tensor([1, 1, 2])[:, None].expand(3, 50))
+
+
+class IncreasingCritic:
+    """Q1_i(s, a) = Q2_i(s, a) = a: every task prefers the largest action."""
+
+    def q1_value(self, s, a):
+        return a[..., 0]
+
+    def __call__(self, s, a):
+        return a[..., 0], a[..., 0]
+
+
+def test_min_q_sample_scores_the_samples_and_executes_the_scored_sample():
+    torch.manual_seed(0)
+    policy = fixed_mean_policy(torch.zeros(2, 1))
+    with torch.no_grad():
+        policy.net.output.bias[1, 0, 1] = math.log(2.0)  # policy 1: same mean, wide
+    obs, t, e = torch.zeros(2, 2000, 3), 2, 2000
+    q1_mean = QSwitchMixturePolicy(policy, IncreasingCritic(), score="q1-mean")
+    # equal means: the tie goes to policy 0 every time
+    assert torch.equal(q1_mean.act(obs, SwitchState.initial(t, e, torch.device("cpu")))[1],
+                       torch.zeros(t, e, dtype=torch.long))
+    switch = QSwitchMixturePolicy(policy, IncreasingCritic(), score="min-q-sample")
+    actions, chosen = switch.act(obs, SwitchState.initial(t, e, torch.device("cpu")))
+    # policy 0 offers ~0, policy 1 a wide sample: it wins exactly when its sample is positive,
+    # and the action executed is that winning sample, not a fresh one
+    frac = chosen.double().mean().item()
+    assert 0.45 < frac < 0.55
+    assert torch.all(actions[chosen == 1][:, 0] > 0)
+    assert torch.all(actions[chosen == 0][:, 0].abs() < 1e-6)
