@@ -5,7 +5,9 @@ task is the standard HalfCheetah (gymnasium's ``HalfCheetah-v5`` class and ``hal
 read from site-packages, frame_skip 5, dt = 0.05 s) with a modified model built with
 :class:`mujoco.MjSpec`:
 
-* MT5 "gravity": gravity z scaled by 1, 0.5, 0.75, 1.25, 1.5 (-9.81 ... -14.715 m/s^2).
+* MT5 "gravity": gravity z scaled by 1, 0.5, 0.75, 1.5, 1.25 (-9.81, -4.905, -7.3575, -14.715,
+  -12.2625 m/s^2), in CTPG's task order (its ``halfcheetah_gravity.MT5`` env list: HalfCheetah-v2,
+  GravityHalf, GravityThreeQuarters, GravityOneAndHalf, GravityOneAndQuarter).
 * MT8 "body": the ``size`` of the named capsule geoms multiplied by 1.25 ("Big") or 0.75
   ("Small"): torso = geom ``torso``; thigh = ``bthigh`` + ``fthigh``; leg = ``bshin`` + ``fshin``;
   foot = ``bfoot`` + ``ffoot``. Exactly as gym-extensions edits the XML ``size`` attribute: the
@@ -44,8 +46,9 @@ MAX_EPISODE_STEPS = 1000
 CHEETAH_XML = os.path.join(
     os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets", "half_cheetah.xml"
 )
-GRAVITY_SCALES = (1.0, 0.5, 0.75, 1.25, 1.5)
-GRAVITY_NAMES = ("Gravity1.0", "Gravity0.5", "Gravity0.75", "Gravity1.25", "Gravity1.5")
+# MT5 task order = CTPG's env list for ``halfcheetah_gravity.MT5`` (x1.5 before x1.25).
+GRAVITY_SCALES = (1.0, 0.5, 0.75, 1.5, 1.25)
+GRAVITY_NAMES = ("Gravity1.0", "Gravity0.5", "Gravity0.75", "Gravity1.5", "Gravity1.25")
 BODY_PARTS = {
     "Torso": ("torso",),
     "Thigh": ("fthigh", "bthigh"),
@@ -144,7 +147,7 @@ def _suite(env_id: str, names: tuple[str, ...], kwargs: list[dict], sparse_tasks
 
 
 def build_halfcheetah_mt5(sparse_tasks: tuple[int, ...] = ()) -> TaskSuite:
-    """HalfCheetah-MT5 (gravity x1, 0.5, 0.75, 1.25, 1.5; CTPG anchors §1.13).
+    """HalfCheetah-MT5 (gravity x1, 0.5, 0.75, 1.5, 1.25 in this task order; CTPG anchors §1.13).
 
     ``min_reward`` = -3: the control cost is at least -0.6 and x velocity is unbounded below,
     so no exact bound exists; -3 lies below the per-step rewards of random and of

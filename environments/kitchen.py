@@ -20,7 +20,10 @@ on and off variants of those two elements see the same goal vector).
 
 Reward (dense, §4.6): ``20 * (0.4 * in_place + 0.6 * reach - 1)`` in [-20, 0]; on success
 (element within threshold of its target) the reward is replaced by 20 x 140 = 2800 and the
-episode terminates. Sparse tasks get ``1[success]`` (and also terminate on success).
+episode terminates. Sparse tasks get ``1[success]`` (and also terminate on success). As in the
+original, ``reach`` measures the task site against the midpoint of the two finger bodies'
+origins every step, while its margin ``|d0 - 0.08|`` takes d0 from the ``end_effector`` site at
+reset, so ``reach`` at the start state is not exactly the margin value 0.1.
 """
 
 from __future__ import annotations
@@ -46,12 +49,13 @@ ROBOT_QPOS_NOISE = 0.01  # §4.6, uniform +- (rad / m)
 OBJECT_QPOS_NOISE = 0.0005  # §4.6, uniform +-
 ACTION_SCALE = 2.0  # §4.6: action x 2 = desired joint velocity
 FRAME_SKIP = 40  # §4.6: 40 x 2 ms = 0.08 s per step
-# Finger-pad centre in each finger body's frame (m): the middle of the capsule pair at
-# z = 0.0775 on the finger's inner face (the model has no pad sites; ±y per finger).
-_PAD_OFFSET = {
-    "panda0_leftfinger": (0.0, 0.0085, 0.0775),
-    "panda0_rightfinger": (0.0, -0.0085, 0.0775),
-}
+# Hand points of the original reward (§4.6 "Reward"): the per-step hand position is the midpoint
+# of the two finger *body origins* (the original looks the names up as sites, then geoms, then
+# bodies; the model has only bodies of these names), and the starting hand distance that sets
+# the reach margin is measured from the ``end_effector`` site (0.21 m along link 7, ~4.5 cm
+# beyond the finger-body origins at 0.1654 m).
+FINGER_BODIES = ("panda0_leftfinger", "panda0_rightfinger")
+END_EFFECTOR_SITE = "end_effector"
 
 _ASSET_REL = "../assets/kitchen_franka/kitchen_assets/kitchen_env_model.xml"
 
@@ -186,8 +190,8 @@ class KitchenTaskEnv(FrankaRobot):
         self._target = layout["target"]
         self._goal_vec = layout["goal_vec"].astype(np.float32)
         self._site_id = self.model.site(self.spec_task.site).id
-        self._pad_bodies = np.array([self.model.body(b).id for b in _PAD_OFFSET])
-        self._pad_offsets = np.array(list(_PAD_OFFSET.values()))
+        self._finger_bodies = np.array([self.model.body(b).id for b in FINGER_BODIES])
+        self._ee_site_id = self.model.site(END_EFFECTOR_SITE).id
         self.act_mid, self.act_rng = np.zeros(9), np.full(9, ACTION_SCALE)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(60,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(9,), dtype=np.float32)
@@ -215,17 +219,35 @@ class KitchenTaskEnv(FrankaRobot):
 
     # -- reward -----------------------------------------------------------------------------
     def hand_position(self) -> np.ndarray:
-        """(3,) midpoint of the two finger pads in world coordinates (m)."""
-        xpos = self.data.xpos[self._pad_bodies]
-        xmat = self.data.xmat[self._pad_bodies].reshape(-1, 3, 3)
-        pads = xpos + np.einsum("bij,bj->bi", xmat, self._pad_offsets)
-        return pads.mean(axis=0)
+        """(3,) world position (m) of the midpoint of the two finger bodies' origins.
+
+        The original's per-step hand point for ``dist_hand`` (§4.6 "Reward"): the mean of
+        ``xpos`` of ``panda0_leftfinger`` and ``panda0_rightfinger``.
+        """
+        return self.data.xpos[self._finger_bodies].mean(axis=0)
+
+    def end_effector_position(self) -> np.ndarray:
+        """(3,) world position (m) of the ``end_effector`` site (the original's reset hand point)."""
+        return self.data.site_xpos[self._ee_site_id].copy()
 
     def distances(self) -> tuple[float, float]:
-        """(dist_goal, dist_hand): ||element qpos - target|| and ||site - pad midpoint|| (m)."""
+        """(dist_goal, dist_hand) of the current state (§4.6 "Reward").
+
+        Returns:
+            dist_goal: ||element qpos - target|| (rad / m mixed, as D4RL).
+            dist_hand: ||task site - finger-body midpoint|| (m), see :meth:`hand_position`.
+        """
         dist_goal = float(np.linalg.norm(self.data.qpos[self._elem_idx] - self._target))
         dist_hand = float(np.linalg.norm(self.data.site_xpos[self._site_id] - self.hand_position()))
         return dist_goal, dist_hand
+
+    def initial_hand_distance(self) -> float:
+        """||task site - ``end_effector`` site|| (m): the original's starting hand distance.
+
+        Recorded at reset; the reach margin is ``|initial_hand_distance - 0.08|`` (§4.6).
+        """
+        site = self.data.site_xpos[self._site_id]
+        return float(np.linalg.norm(site - self.end_effector_position()))
 
     def compute_reward(self) -> tuple[float, dict]:
         """Reward of the current simulator state and the step info (§4.6 "Reward").
@@ -263,9 +285,15 @@ class KitchenTaskEnv(FrankaRobot):
         return obs, reward, info["success"], False, info
 
     def reset_model(self) -> np.ndarray:
-        """Task start state (zero velocity); records the initial distances for the margins."""
+        """Task start state (zero velocity); records the initial distances for the margins.
+
+        As the original (§4.6): the goal margin uses ||start element qpos - target|| and the
+        reach margin the distance from the task site to the ``end_effector`` site (not the
+        finger-body midpoint used for ``dist_hand`` afterwards).
+        """
         self.set_state(self._start_qpos, np.zeros(self.model.nv))
-        self._init_dist_goal, self._init_dist_hand = self.distances()
+        self._init_dist_goal = self.distances()[0]
+        self._init_dist_hand = self.initial_hand_distance()
         return self._get_obs()
 
 

@@ -8,7 +8,7 @@ next variation of a random permutation on every reset (reshuffled after a full p
 Meta-World MT suites do (§4.4).
 
 Observation (float32, 21): hand xyz (3), gripper opening (1), drawer handle position
-(drawer_link centre + (0, -0.16, 0)) (3) and drawer quaternion (4), door handle position (3) and
+(drawer_link origin + (0, -0.16, 0)) (3) and drawer quaternion (4), door handle position (3) and
 quaternion (4), goal xyz (3). No previous-frame block ("v1", §4.5). The suite appends the
 one-hot (25 entries).
 
@@ -16,7 +16,10 @@ Rewards are metaworld 3's "v2" shaped rewards of the corresponding single-task c
 this env (its ``compute_reward`` / ``evaluate_state`` functions read only the hand, gripper,
 ``obs[4:7]``, the target and a few reset-time attributes). For the door tasks the door entries
 (obs 11-17) are first moved into the object slots 4-10 that the door reward reads (§4.5).
-Success thresholds follow §4.5. Episodes never terminate (500-step time limit).
+Success thresholds follow §4.5. drawer-close, as the original, measures its reward margins
+from the opened handle taken with Meta-World v2's drawer-close offset, drawer_link origin +
+(0, -0.16, 0.05), while each step's reward and success read the observed handle (offset 0).
+Episodes never terminate (500-step time limit).
 """
 
 from __future__ import annotations
@@ -46,7 +49,18 @@ NUM_VARIATIONS = 50
 TEST_SEED_OFFSET = 100
 OBS_DIM = 21
 DRAWER_HANDLE_OFFSET = np.array([0.0, -0.16, 0.0])
-"""Drawer handle = drawer_link centre of mass + this offset (§4.5)."""
+"""Drawer handle in the observation = drawer_link body origin + this offset (m, §4.5).
+
+``get_body_com`` returns the body frame position ``xpos`` (as mujoco-py's did), not the
+centre of mass.
+"""
+DRAWER_CLOSE_INIT_HANDLE_OFFSET = np.array([0.0, -0.16, 0.05])
+"""drawer-close's reset-time handle (``obj_init_pos``) = drawer_link body origin + this (m).
+
+Meta-World v2's ``SawyerDrawerCloseEnvV2._get_pos_objects`` offset, which the original's CDS
+drawer-close keeps for ``obj_init_pos`` (its observation override uses
+:data:`DRAWER_HANDLE_OFFSET`, so the per-step reward and success read the offset-0 handle).
+"""
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,9 @@ class CDSTask:
         joint_init: initial door hinge angle (rad) / drawer slide (m).
         max_dist: drawer reward margin (``maxDist`` of the v3 drawer classes).
         target_radius: ``TARGET_RADIUS`` (drawer-close success = radius + 0.015).
+        init_handle_offset: drawer tasks only; if set, ``obj_init_pos`` (the reset-time handle
+            that sets the reward margins) = drawer_link body origin + this after the joint
+            is set, else the drawer body position.
     """
 
     name: str
@@ -75,6 +92,7 @@ class CDSTask:
     joint_init: float = 0.0
     max_dist: float = 0.0
     target_radius: float = 0.05
+    init_handle_offset: tuple[float, float, float] | None = None
 
 
 _DOOR_LOW, _DOOR_HIGH = (-0.1, 0.85, 0.15), (0.0, 0.95, 0.15)
@@ -88,7 +106,7 @@ CDS_TASKS: tuple[CDSTask, ...] = (
             (0.0, 0.6, 0.2), (0.0, -0.36, 0.09), max_dist=0.2),
     CDSTask("drawer-close", SawyerDrawerCloseEnvV3, False, _DRAWER_LOW, _DRAWER_HIGH,
             (0.0, 0.6, 0.2), (0.0, -0.16, 0.09), joint_init=-0.15, max_dist=0.15,
-            target_radius=0.05),
+            target_radius=0.05, init_handle_offset=tuple(DRAWER_CLOSE_INIT_HANDLE_OFFSET)),
 )  # fmt: skip
 # drawer-close: Meta-World's class declares ``_TARGET_RADIUS = 0.04`` but its reward and success
 # read ``self.TARGET_RADIUS`` (base class, 0.05), so the effective success distance is
@@ -229,8 +247,12 @@ class MetaWorldCDSEnv(SawyerXYZEnv):
             self.model.body("drawer").pos = obj_pos
             self.model.body("door").pos = DOOR_POS
             self._set_joint(self.drawer_qpos_adr, self.drawer_qvel_adr, self.cds.joint_init)
-            # drawer-close measures progress from the opened handle (v3 drawer-close reset).
-            self.obj_init_pos = self._drawer_handle_pos() if self.cds.joint_init else obj_pos
+            # drawer-close measures progress from the opened handle, taken with Meta-World v2's
+            # drawer-close offset (0, -0.16, 0.05) as in the original (§4.5).
+            offset = self.cds.init_handle_offset
+            self.obj_init_pos = (
+                obj_pos if offset is None else self.get_body_com("drawer_link") + np.array(offset)
+            )
         self.model.site("goal").pos = self._target_pos
         return self._get_obs()
 

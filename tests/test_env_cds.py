@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import pytest
 
@@ -144,6 +145,53 @@ def test_drawer_close_starts_open_and_succeeds_when_closed(suite):
         obs, reward, _, _, info = _set_and_step(u, env, drawer=0.0)
         assert np.linalg.norm(obs[4:7] - u._target_pos) <= 0.065
         assert info["success"] and reward == pytest.approx(10.0)
+    finally:
+        env.close()
+
+
+def _hamacher(a, b):
+    return 0.0 if a + b == 0 else a * b / (a + b - a * b)
+
+
+def test_drawer_close_margins_use_v2_handle_offset(suite):
+    from dm_control.utils import rewards
+
+    env, u = _make(suite, 3)
+    try:
+        m, d = u.model, u.data
+        link = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "drawer_link")
+        drawer = m.body_pos[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "drawer")].copy()
+        # get_body_com (mujoco-py and gymnasium alike) is the body frame origin, xpos.
+        link_open = d.xpos[link].copy()  # the drawer is pulled out by 0.15 m at reset
+        # Meta-World v2 SawyerDrawerCloseEnvV2: reset-time handle = link + (0, -0.16, 0.05);
+        # target = drawer body + (0, -0.16, 0.09).
+        handle0 = link_open + np.array([0.0, -0.16, 0.05])
+        target = drawer + np.array([0.0, -0.16, 0.09])
+        np.testing.assert_allclose(u.obj_init_pos, handle0, atol=1e-12)
+        np.testing.assert_allclose(u._target_pos, target, atol=1e-12)
+        sites = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, n)
+                 for n in ("rightEndEffector", "leftEndEffector")]
+        tcp = d.site_xpos[sites].mean(axis=0)
+        # Constructed observation: handle half-way home (not a success), gripper command 1.
+        obs = u._get_obs().astype(np.float64)
+        obj = target + np.array([0.0, -0.08, 0.0])
+        obs[4:7] = obj
+        action = np.array([0.0, 0.0, 0.0, 1.0], np.float32)
+        in_place = rewards.tolerance(
+            np.linalg.norm(obj - target), bounds=(0, 0.05),
+            margin=abs(np.linalg.norm(handle0 - target) - 0.05), sigmoid="long_tail")
+        reach = rewards.tolerance(
+            np.linalg.norm(obj - tcp), bounds=(0, 0.005),
+            margin=abs(np.linalg.norm(handle0 - u.init_tcp) - 0.005), sigmoid="gaussian")
+        expected = 10.0 * _hamacher(_hamacher(float(reach), 1.0), float(in_place))
+        reward, info = u.evaluate_state(obs, action)
+        assert not info["success"] and info["obj_to_target"] == pytest.approx(0.08)
+        assert info["in_place_reward"] == pytest.approx(float(in_place), rel=1e-9)
+        assert reward == pytest.approx(expected, rel=1e-9) and 0.0 < reward < 10.0
+        # Success reads the observed (offset-0) handle: 0.06 from the target succeeds, 0.07 not.
+        for gap, ok in ((0.06, True), (0.07, False)):
+            obs[4:7] = target + np.array([0.0, -gap, 0.0])
+            assert bool(u.evaluate_state(obs, action)[1]["success"]) is ok
     finally:
         env.close()
 

@@ -24,7 +24,7 @@ V2_MASSES = [6.36031332, 1.53524804, 1.58093995, 1.0691906, 1.42558747, 1.178851
 
 
 def test_suite_facts_and_spaces():
-    assert MT5.task_names == ("Gravity1.0", "Gravity0.5", "Gravity0.75", "Gravity1.25", "Gravity1.5")
+    assert MT5.task_names == ("Gravity1.0", "Gravity0.5", "Gravity0.75", "Gravity1.5", "Gravity1.25")
     assert MT8.task_names == (
         "BigTorso", "SmallTorso", "BigThigh", "SmallThigh", "BigLeg", "SmallLeg", "BigFoot", "SmallFoot"
     )
@@ -62,8 +62,23 @@ def _free_fall(env: HalfCheetahVariantEnv, vx: float = 0.0) -> None:
     env.set_state(qpos, qvel)
 
 
+def test_mt5_task_order_is_ctpgs():
+    # CTPG's halfcheetah_gravity.MT5 env list: HalfCheetah-v2, GravityHalf (-4.905),
+    # GravityThreeQuarters (-7.3575), GravityOneAndHalf (-14.715), GravityOneAndQuarter (-12.2625).
+    expected = [("Gravity1.0", -9.81), ("Gravity0.5", -4.905), ("Gravity0.75", -7.3575),
+                ("Gravity1.5", -14.715), ("Gravity1.25", -12.2625)]
+    got = []
+    for k, name in enumerate(MT5.task_names):
+        env = MT5.make_env(k)
+        gravity = env.unwrapped.model.opt.gravity.copy()
+        env.close()
+        np.testing.assert_allclose(gravity[:2], 0.0)
+        got.append((name, round(float(gravity[2]), 6)))
+    assert got == expected
+
+
 def test_gravity_tasks_change_the_dynamics():
-    scales = (1.0, 0.5, 0.75, 1.25, 1.5)
+    scales = (1.0, 0.5, 0.75, 1.5, 1.25)
     vz = []
     for k, s in enumerate(scales):
         env = MT5.make_env(k).unwrapped

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym  # noqa: E402
+import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -110,8 +111,11 @@ def test_dense_reward_range_and_formula(suite):
     env.reset(seed=3)
     raw = env.unwrapped
     reward, info = raw.compute_reward()
-    # at the start state both tolerances sit exactly at their margin (value 0.1)
-    assert reward == pytest.approx(20 * (0.4 * 0.1 + 0.6 * 0.1 - 1))
+    # at the start state in_place sits exactly at its margin (value 0.1); reach does not (its
+    # margin comes from the end_effector site, dist_hand from the finger bodies)
+    assert info["in_place"] == pytest.approx(0.1)
+    assert 0.0 < info["reach"] < 1.0 and info["reach"] != pytest.approx(0.1, abs=1e-3)
+    assert reward == pytest.approx(20 * (0.4 * 0.1 + 0.6 * info["reach"] - 1))
     _place(env, [19], [0.25])  # dist_goal 0.25 > 0.1: no success
     reward, info = raw.compute_reward()
     assert not info["success"]
@@ -137,11 +141,71 @@ def test_tolerance_matches_dm_control():
             assert tolerance(x, 0.1, margin) == pytest.approx(float(ref))
 
 
-def test_hand_point_near_end_effector():
+def _site(env, name):
+    return env.data.site_xpos[mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_SITE, name)].copy()
+
+
+def _finger_midpoint(env):
+    ids = [mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_BODY, b)
+           for b in ("panda0_leftfinger", "panda0_rightfinger")]
+    assert min(ids) >= 0
+    return 0.5 * (env.data.xpos[ids[0]] + env.data.xpos[ids[1]])
+
+
+# A non-trivial arm pose (within the joint ranges) with asymmetric finger openings.
+_ARM_QPOS = np.array([0.6, -1.1, 1.2, -2.0, 0.5, 1.3, 1.0, 0.012, 0.033])
+
+
+def _set_robot(env, robot_qpos):
+    qpos = env.data.qpos.copy()
+    qpos[:9] = robot_qpos
+    env.set_state(qpos, np.zeros(env.model.nv))
+
+
+@pytest.mark.parametrize("task,site", [(1, "slide_site"), (5, "knob2_site")])
+def test_dist_hand_uses_finger_body_origins(task, site):
+    env = KitchenTaskEnv(task)
+    env.reset(seed=0)
+    for state in ("reset", "posed"):
+        if state == "posed":
+            _set_robot(env, _ARM_QPOS)
+        expected = np.linalg.norm(_site(env, site) - _finger_midpoint(env))
+        _, info = env.compute_reward()
+        assert info["dist_hand"] == pytest.approx(expected, abs=1e-9), state
+        assert env.distances()[1] == pytest.approx(expected, abs=1e-9), state
+    env.close()
+
+
+def test_finger_midpoint_lies_short_of_end_effector():
+    # chain.xml: end_effector site at z = 0.210 of link 7, finger bodies at z = 0.1654 of the
+    # hand; with equal finger openings their midpoint is on the axis, 0.0446 m short of it.
     env = KitchenTaskEnv(0)
     env.reset(seed=0)
-    ee = env.data.site("end_effector").xpos
-    assert 0.01 < np.linalg.norm(env.hand_position() - ee) < 0.05
+    _set_robot(env, np.r_[_ARM_QPOS[:7], 0.02, 0.02])
+    mid, ee = _finger_midpoint(env), _site(env, "end_effector")
+    assert np.linalg.norm(mid - ee) == pytest.approx(0.210 - 0.1654, abs=1e-6)
+    np.testing.assert_allclose(env.hand_position(), mid, atol=1e-12)
+    env.close()
+
+
+@pytest.mark.parametrize("task,site", [(1, "slide_site"), (5, "knob2_site")])
+def test_reach_margin_uses_end_effector_at_reset(task, site):
+    from dm_control.utils import rewards
+
+    env = KitchenTaskEnv(task)
+    env.reset(seed=0)
+    d0 = np.linalg.norm(_site(env, site) - _site(env, "end_effector"))  # at the reset state
+    margin = abs(d0 - 0.08)
+    for state in ("reset", "posed"):
+        if state == "posed":
+            _set_robot(env, _ARM_QPOS)  # element untouched: in_place stays at its margin (0.1)
+        dist_hand = np.linalg.norm(_site(env, site) - _finger_midpoint(env))
+        reach = float(rewards.tolerance(dist_hand, bounds=(0, 0.08), margin=margin,
+                                        sigmoid="gaussian", value_at_margin=0.1))
+        reward, info = env.compute_reward()
+        assert not info["success"]
+        assert info["reach"] == pytest.approx(reach, rel=1e-9), state
+        assert reward == pytest.approx(20 * (0.4 * 0.1 + 0.6 * reach - 1), rel=1e-9), state
     env.close()
 
 
