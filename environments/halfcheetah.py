@@ -151,7 +151,7 @@ def build_halfcheetah_mt5(sparse_tasks: tuple[int, ...] = ()) -> TaskSuite:
 
     ``min_reward`` = -3: the control cost is at least -0.6 and x velocity is unbounded below,
     so no exact bound exists; -3 lies below the per-step rewards of random and of
-    forward-running policies (see docs/fragments/halfcheetah-deviations.md).
+    forward-running policies (see docs/deviations.md).
 
     Raises:
         ValueError: if ``sparse_tasks`` is non-empty.

@@ -111,7 +111,7 @@ CDS_TASKS: tuple[CDSTask, ...] = (
 # drawer-close: Meta-World's class declares ``_TARGET_RADIUS = 0.04`` but its reward and success
 # read ``self.TARGET_RADIUS`` (base class, 0.05), so the effective success distance is
 # 0.05 + 0.015 = 0.065 m; §4.5 states 0.055 (0.04 + 0.015). We keep the effective value
-# (see docs/fragments/metaworld-deviations.md).
+# (see docs/deviations.md).
 """Task order (= one-hot index) and per-task overrides of §4.5."""
 
 
