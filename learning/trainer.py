@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -111,6 +112,7 @@ class Trainer:
                 self._show_progress(bar)
                 if (epoch + 1) % self.config.snapshot_gap == 0:
                     self.save_snapshot(epoch)
+            self._write_final(epoch)
         except KeyboardInterrupt:
             tqdm.write(f"interrupted at epoch {epoch}: snapshot and logs kept in {self.log_dir}")
             self.save_snapshot(epoch)
@@ -121,6 +123,12 @@ class Trainer:
             self.sampler.close()
             self.eval_sampler.close()
         return self.final_evaluation
+
+    def _write_final(self, epoch: int) -> None:
+        """``final_evaluation.json``: written only when every epoch has run (the run is complete)."""
+        with open(self.log_dir / "final_evaluation.json", "w") as f:
+            json.dump({"epoch": epoch, "total_env_steps": self.total_env_steps,
+                       "evaluation": self.final_evaluation}, f, indent=2)
 
     def _show_progress(self, bar) -> None:
         """Success rate on the progress bar, or return for suites where success is trivial."""
