@@ -26,6 +26,14 @@ stage_term = -0.4 * max(3 - stage, 0) (tasks 0, 2, 3; stage after the update),
 - 1e-5 mean|qacc|. If the simulation yields a non-finite state or raises a MuJoCo warning,
 the step returns reward -100, the previous observation and ``terminated=True``.
 
+Metric: evaluation logs ``StagesCompleted`` (``info["stages_completed"]`` at the last step of
+an episode, 0..3, via ``episode_info_keys``) next to ``SuccessRate``. SuccessRate only says
+that the current sub-goal was reached at some step; in the stay task the hand starts on its
+goal, so even a random policy scores about 1. StagesCompleted is the suite's metric (§4.1).
+
+Physics (environments/jaco_model.py): as in the original, the shoulder motor (10 N m) cannot
+hold the hand still at g2, g3 or the start pose (about 108-116 % needed); g0 and g1 can be held.
+
 QMP-Domain mixture (paper §5.3.2), rule used by :func:`domain_mixture`: each task is the
 token sequence (start, s1, s2, s3) and owns the three directed segments
 start->s1, s1->s2, s2->s3 (the stay task's goals are its own token "hand", so it shares

@@ -91,14 +91,112 @@ def test_gym_make_and_make_vec():
     venv.close()
 
 
-def test_subgoals_reachable_and_holdable():
+# --- Physics of the original arm (reference §4.1), restated from its model file -------------
+# Body masses (kg): link_1, link_2, link_3, link_4, link_5, hand; base 0.787504.
+ORIGINAL_MOVING_MASSES = (0.613151, 1.85031, 0.70372, 0.227408, 0.227408, 0.58074)
+ORIGINAL_BASE_MASS = 0.787504
+ORIGINAL_BASE_HEIGHT = 0.25  # base body pos z (pedestal top)
+ORIGINAL_SHOULDER_HEIGHT = 0.25 + 0.1535 + 0.1185  # joint-2 axis z: 0.522 m
+ORIGINAL_HAND_COM_FROM_FLANGE = 0.0585  # |hand inertial pos| (0.0036, -6e-5, -0.0584)
+ORIGINAL_GRAVITY = 9.8
+ORIGINAL_MAX_TORQUE = (5.0, 10.0, 10.0, 10.0, 10.0, 10.0)  # gear * ctrlrange limit, N m
+ORIGINAL_START_HAND = (0.410, 0.119, 0.239)  # hand at the original's qpos0 = the stay goal
+# Holding-torque share of the original arm: max over joints of |qfrc_bias| / max torque with
+# the hand at rest on the point, for the damped-least-squares IK solution from its qpos0
+# (joint 5 clipped into its range). Measured on the original model rebuilt from its file
+# (see docs/deviations.md, JacoReachMT5-v1); over all IK solutions the range is
+# g0 0.80-0.84, g1 0.90-0.94, g2 1.09-1.13, g3 1.16-1.19, stay 1.06-1.10.
+ORIGINAL_HOLD_SHARE = {"g0": 0.833, "g1": 0.924, "g2": 1.112, "g3": 1.178, "stay": 1.088}
+HOLD_SHARE_TOL = 0.06
+
+
+def dls_ik(model, goal, q_start, iters=400):
+    """Test-local IK: damped least squares on the b_6 origin, clipped to the joint ranges."""
+    data = mujoco.MjData(model)
+    hand = model.body("b_6").id
+    lo = np.where(model.jnt_limited, model.jnt_range[:, 0], -np.inf)
+    hi = np.where(model.jnt_limited, model.jnt_range[:, 1], np.inf)
+    q = np.clip(np.array(q_start, dtype=float), lo, hi)
+    jac = np.zeros((3, model.nv))
+    for _ in range(iters):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_comPos(model, data)
+        e = np.asarray(goal) - data.xpos[hand]
+        if np.linalg.norm(e) < 1e-5:
+            break
+        mujoco.mj_jacBody(model, data, jac, None, hand)
+        q = np.clip(q + jac.T @ np.linalg.solve(jac @ jac.T + 1e-3 * np.eye(3), e), lo, hi)
+    return q, float(np.linalg.norm(e))
+
+
+def holding_share(model, q) -> np.ndarray:
+    """Per-joint |gravity torque| / motor max torque at rest (mj_inverse, qvel = qacc = 0)."""
+    data = mujoco.MjData(model)
+    data.qpos[:] = q
+    data.qvel[:] = 0.0
+    data.qacc[:] = 0.0
+    mujoco.mj_inverse(model, data)
+    max_torque = model.actuator_gear[:, 0] * model.actuator_ctrlrange[:, 1]
+    return np.abs(data.qfrc_bias) / max_torque
+
+
+def test_arm_physics_match_original():
     env = JacoReachMultistageEnv(0)
-    for g in SUBGOALS.values():
-        q, err = solve_ik(env.model, np.array(g))
-        assert err < 1e-3, g
-        env.set_state(q, np.zeros(6))
-        # gravity torque needed to hold the pose stays inside the motors' range
-        assert np.all(np.abs(env.data.qfrc_bias) / np.asarray(GEARS) < 0.9)
+    m, d = env.model, env.data
+    names = ("b_1", "b_2", "b_3", "b_4", "b_5", "b_6")
+    masses = [m.body(n).mass[0] for n in names]
+    np.testing.assert_allclose(masses, ORIGINAL_MOVING_MASSES, rtol=1e-3)
+    assert m.body("b_base").mass[0] == pytest.approx(ORIGINAL_BASE_MASS, rel=1e-3)
+    assert m.body("b_6").mass[0] == pytest.approx(0.58074, rel=1e-3)  # the hand
+    assert np.linalg.norm(m.body("b_6").ipos) == pytest.approx(
+        ORIGINAL_HAND_COM_FROM_FLANGE, abs=0.002)
+    mujoco.mj_kinematics(m, d)
+    assert d.body("b_base").xpos[2] == pytest.approx(ORIGINAL_BASE_HEIGHT, abs=1e-6)
+    mujoco.mj_forward(m, d)
+    assert d.xanchor[m.joint("joint_2").id][2] == pytest.approx(ORIGINAL_SHOULDER_HEIGHT, abs=0.005)
+    np.testing.assert_allclose(m.opt.gravity, [0, 0, -ORIGINAL_GRAVITY])
+    np.testing.assert_allclose(m.actuator_gear[:, 0] * m.actuator_ctrlrange[:, 1],
+                               ORIGINAL_MAX_TORQUE)
+    np.testing.assert_allclose(m.actuator_ctrlrange[:, 0], -1.0)
+    env.close()
+
+
+@pytest.mark.parametrize("name", ["g0", "g1", "g2", "g3", "stay"])
+def test_holding_torque_share_matches_original(name):
+    env = JacoReachMultistageEnv(4)
+    goal = np.array(ORIGINAL_START_HAND if name == "stay" else SUBGOALS[name])
+    if name == "stay":
+        np.testing.assert_allclose(env.goals[0], ORIGINAL_START_HAND, atol=1e-3)
+    q, err = dls_ik(env.model, goal, HOME_QPOS)
+    assert err < 1e-4
+    lo, hi = env.model.jnt_range[1:3].T
+    assert np.all((q[1:3] >= lo) & (q[1:3] <= hi))
+    share = holding_share(env.model, q)
+    assert np.argmax(share) == 1  # the shoulder dominates
+    assert share.max() == pytest.approx(ORIGINAL_HOLD_SHARE[name], abs=HOLD_SHARE_TOL)
+    # as in the original: g0 and g1 can be held still, g2, g3 and the start pose cannot
+    assert (share.max() > 1.0) == (name in ("g2", "g3", "stay"))
+    env.close()
+
+
+@pytest.mark.parametrize("name", ["g0", "g1", "g2", "g3", "stay"])
+def test_best_static_hold_keeps_only_g0_g1(name):
+    """At rest on the goal under motor-clipped gravity compensation, the hand stays in the
+    success ball for all 50 steps only at g0 and g1. The original, with the same controller,
+    stays 50 / 50 / 7 / 6 / 9 steps at g0 / g1 / g2 / g3 / stay."""
+    env = JacoReachMultistageEnv(4)
+    goal = np.array(ORIGINAL_START_HAND if name == "stay" else SUBGOALS[name])
+    q, _ = dls_ik(env.model, goal, HOME_QPOS)
+    env.set_state(q, np.zeros(6))
+    inside = 0
+    for _ in range(50):
+        env.do_simulation(hold_action(env), env.frame_skip)
+        inside += np.linalg.norm(env.hand_pos - goal) < 0.05
+    if name in ("g0", "g1"):
+        assert inside == 50
+    else:
+        assert 4 <= inside <= 12
     env.close()
 
 
@@ -170,9 +268,10 @@ def test_termination_after_third_subgoal_vs_truncation(suite):
     env.close()
 
 
-@pytest.mark.parametrize("task", [0, 1, 2, 3, 4])
-def test_scripted_controller_completes_every_task(task):
-    env = JacoReachMultistageEnv(task)
+def test_scripted_controller_completes_task_1():
+    """Gravity compensation + PD completes g0 -> g1 -> g3: g0 and g1 are held, g3 is passed
+    through on the way down (it cannot be held, see above)."""
+    env = JacoReachMultistageEnv(1)
     env.reset(seed=0)
     targets = [solve_ik(env.model, g)[0] for g in env.goals]
     for t in range(200):
@@ -181,8 +280,6 @@ def test_scripted_controller_completes_every_task(task):
         if term:
             break
     assert term and info["stages_completed"] == 3 and "unstable" not in info
-    if task == 4:
-        assert t + 1 == 90  # 90 successful steps, one per step from the start
     env.close()
 
 
@@ -259,3 +356,56 @@ def test_domain_mixture_rows(suite):
     assert m[0, 1] == pytest.approx(2 / 6) and m[0, 2] == 0.0
     np.testing.assert_array_equal(m[4], [0, 0, 0, 0, 1])
     assert m[4, :4].sum() == 0 and m[:4, 4].sum() == 0
+
+
+class TeleportingBehaviour:
+    """Test behaviour: puts the hand on the current goal until task k has reached
+    ``target[k]`` stages (stay task: ``stay_successes`` successful steps), then only holds."""
+
+    def __init__(self, sampler, target, stay_successes):
+        self.envs = [e.unwrapped for e in sampler.env.envs]
+        self.target, self.stay_successes = target, stay_successes
+
+    def act(self, obs, state, deterministic):
+        import torch
+
+        actions = []
+        for env in self.envs:
+            if (env.success_count < self.stay_successes if env.is_stay
+                    else env.stage < self.target[env.task]):
+                place_hand(env, env.goal)
+            actions.append(hold_action(env))
+        t, e = obs.shape[:2]
+        chosen = torch.arange(t)[:, None].expand(t, e)
+        return torch.as_tensor(np.array(actions), dtype=torch.float32).reshape(t, e, 6), chosen
+
+
+@pytest.mark.filterwarnings("ignore::dowel.tabular_input.TabularInputWarning")
+def test_evaluation_logs_stages_completed(suite):
+    """StagesCompleted (Jaco's metric, reference §4.1) is the last step's stage of each
+    evaluation episode, logged pooled and per task (time limit cut to 50 steps for speed)."""
+    import dataclasses
+
+    import torch
+    from dowel import tabular
+
+    from learning.sampler import Sampler, evaluate
+    from learning.trainer import log_episode_stats
+
+    short = dataclasses.replace(suite, max_episode_steps=50)
+    sampler = Sampler(short, 1, short.network_obs_indices(23, include_task_id=False),
+                      torch.device("cpu"), seed=0, test=True)
+    behaviour = TeleportingBehaviour(sampler, target=(1, 2, 3, 0), stay_successes=40)
+    record = evaluate(sampler, behaviour, episodes_per_task=1)
+    sampler.close()
+    # task 0..3 stop at stage 1, 2, 3 (terminated), 0; stay: 40 (+ a few) successes // 30 = 1
+    assert [r[0] for r in record.extras["stages_completed"]] == [1, 2, 3, 0, 1]
+    assert [r[0] for r in record.lengths] == [50, 50, 3, 50, 50]
+    assert [r[0] for r in record.successes] == [True, True, True, False, True]
+    tabular.clear()
+    pooled = log_episode_stats("Evaluation/", record, short, epoch=0)
+    assert pooled["Evaluation/StagesCompleted"] == pytest.approx(7 / 5)
+    logged = tabular.as_dict
+    assert logged["Evaluation/Task4/StagesCompleted"] == 1.0
+    assert logged["Evaluation/Task2/StagesCompleted"] == 3.0
+    tabular.clear()
