@@ -55,12 +55,26 @@ def test_experiment_runs_and_writes_expected_columns(tmp_path, experiment, extra
     assert int(float(rows[-1]["Evaluation/NumEpisodes"])) == 10
     # warm-up collects min_buffer_size per task (DnC family) or in total (SAC family); then batch_size
     per_itr = 100
-    warm = 20 * 10 if experiment in ("dnc_sac", "qmp_dnc", "uds_dnc", "qmp_uds_dnc") else 20
+    dnc_family = experiment in ("dnc_sac", "qmp_dnc", "uds_dnc", "qmp_uds_dnc")
+    warm = 20 * 10 if dnc_family else 20
     assert int(rows[0]["TotalEnvSteps"]) == warm and int(rows[1]["TotalEnvSteps"]) == warm + per_itr
     variant = json.loads((log_dir / "variant.json").read_text())
     assert variant["experiment"] == experiment and variant["hidden_sizes"] == [16, 16]
+    # resolved values the command line did not give: one 1e6 buffer per task (DnC family) or
+    # one 1e6 buffer shared by the 10 tasks (SAC family); log alpha vs alpha temperature loss
+    resolved = variant["resolved"]
+    assert resolved["replay_buffer_size_per_task"] == (1_000_000 if dnc_family else 100_000)
+    assert resolved["temperature_loss"] == ("log_alpha" if dnc_family else "alpha")
     snapshot = torch.load(log_dir / "params.pt", weights_only=False)
-    assert snapshot["epoch"] == 1 and "rng" in snapshot and snapshot["optimizers"]
+    assert snapshot["epoch"] == 1 and snapshot["total_env_steps"] == warm + per_itr
+    # the optimisers' states are the trained ones: gradient steps per epoch are G // T per task
+    # (DnC family) or G (SAC family), G = 20, in each of the 2 epochs
+    updates = 2 * (20 // 10 if dnc_family else 20)
+    assert set(snapshot["optimizers"]) == {"policy_optimizer", "qf_optimizer", "alpha_optimizer"}
+    for name, optimizer in snapshot["optimizers"].items():
+        assert {float(s["step"]) for s in optimizer["state"].values()} == {updates}, name
+    # the RNG states are those at the end of training (nothing draws after the last snapshot)
+    assert torch.equal(snapshot["rng"]["torch"], torch.get_rng_state())
     assert any(p.name.startswith("events.out.tfevents") for p in log_dir.iterdir())
 
 
@@ -69,9 +83,12 @@ def test_qmp_selection_fractions_are_distributions(tmp_path):
     assert invoke(["qmp_dnc", *TINY, "--log_dir", str(log_dir)]).exit_code == 0
     row = read_csv(log_dir / "progress.csv")[-1]
     for i in range(10):
-        total = sum(float(row[f"Train/LocalPolicy{i}/Policy{j}Prob"]) for j in range(10))
-        assert total == pytest.approx(1.0)
-        assert float(row[f"Train/LocalPolicy{i}/MixtureProbs"]) == float(row[f"Train/LocalPolicy{i}/Policy{i}Prob"])
+        probs = [float(row[f"Train/LocalPolicy{i}/Policy{j}Prob"]) for j in range(10)]
+        assert sum(probs) == pytest.approx(1.0)
+        # epoch 1: task i took 100 / 10 = 10 steps, so each fraction is a count / 10
+        assert all(p * 10 == pytest.approx(round(p * 10)) for p in probs), probs
+    # with untrained critics the switch picks other tasks' policies for some steps
+    assert any(float(row[f"Train/LocalPolicy{i}/MixtureProbs"]) < 1.0 for i in range(10))
 
 
 def test_same_seed_gives_identical_progress_csv(tmp_path):
