@@ -10,12 +10,16 @@ RUN_FLAGS ?= --n_epochs 40 --num_evaluation_episodes 50 --name quickstart
 
 .PHONY: venv run test lint bench clean-venv
 
-# (Re)create the venv when it is missing, or when requirements.txt is newer than the last install.
-$(STAMP): requirements.txt
+# (Re)create the venv when it is missing, or when requirements.txt or pyproject.toml is newer than
+# the last install. The project itself is installed editable (setuptools >= 70.1 builds it without
+# the wheel package), which adds the `qmp` command.
+$(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 is required"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet "setuptools>=70.1"
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@$(MAKE) --no-print-directory gl
 	@touch $(STAMP)
 

@@ -6,9 +6,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import random
+import shlex
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -43,7 +48,7 @@ class ExperimentConfig:
     experiment: str = _f("qmp_dnc", "experiment name (positional EXPERIMENT argument)")
     env: str = _f("MazeLarge-10-v0", "environment suite id")
     seed: int = _f(0, "random seed (python, numpy, torch, env seeds)")
-    name: str = _f("None", "run name, part of the log dir (spaces become '-')")
+    name: str = _f("", "run name, part of the log dir (spaces become '-'; empty: left out)")
     n_epochs: int = _f(1000, "number of epochs")
     batch_size: int = _f(1000, "env steps collected per training iteration, total over all tasks")
     steps_per_epoch: int = _f(1, "training iterations (collect + update) per epoch")
@@ -63,6 +68,17 @@ class ExperimentConfig:
     num_evaluation_episodes: int = _f(10, "evaluation episodes per evaluation, split evenly over tasks")
     evaluation_frequency: int = _f(1, "evaluate every this many epochs")
     snapshot_gap: int = _f(1, "save a snapshot every this many epochs (overwrites params.pt)")
+    snapshot_mode: str = _f("last", "last: only params.pt | all: also keep itr_<epoch>.pt every epoch | "
+                            "gap: also keep itr_<epoch>.pt every --snapshot_gap epochs")
+    snapshot_buffer: bool = _f(False, "snapshots also hold the replay buffer and the env states, so that "
+                               "`run.py resume` continues exactly (large: the whole buffer)")
+    vis_freq: int = _f(-1, "render evaluation videos (mp4 in <log_dir>/videos) at epoch 0 and every this "
+                       "many epochs, a multiple of --evaluation_frequency; -1: off (rendering is slow "
+                       "on a CPU: minutes per episode)")
+    vis_num: int = _f(10, "videos per rendering, split over tasks (at least one per task)")
+    vis_width: int = _f(500, "video frame width in pixels")
+    vis_height: int = _f(500, "video frame height in pixels")
+    vis_fps: int = _f(40, "video frames per second")
     replay_buffer_size: int | None = _f(None, "replay capacity per task (default: 1e6 per task for the "
                                         "DnC family; 1e6 // T per task for sac, mtsac and qmp_sac, "
                                         "whose original keeps one 1e6 buffer for all tasks)")
@@ -71,7 +87,12 @@ class ExperimentConfig:
                           "use 1 when several runs share the cores")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N (auto picks CUDA when present)")
     gpu: int | None = _f(None, "alias of --device cuda:N")
-    log_dir: str | None = _f(None, "log directory (default data/local/experiment/<experiment>_<env>_<name>_<seed>)")
+    log_dir: str | None = _f(None, "log directory (default data/local/experiment/<experiment>_<env>_<seed>, "
+                             "or <experiment>_<env>_<name>_<seed> with --name)")
+    wandb: bool = _f(False, "also log every epoch's metrics to Weights & Biases (offline when WANDB_MODE=offline "
+                     "or no API key is configured; sync later with `wandb sync`)")
+    wandb_project: str = _f("qmp", "wandb project (with --wandb)")
+    wandb_entity: str | None = _f(None, "wandb entity, user or team (with --wandb; default: your default entity)")
     policy_sampling_freq: int = _f(1, "Q-switch / mixture re-evaluation period in env steps", only=QMP)
     qswitch_score: str = _f("q1-mean", "Q-switch score: q1-mean (original code) | min-q-sample (paper text)", only=QMP)
     mixture: str = _f("qswitch", f"behaviour mixture: {'|'.join(MIXTURE_CHOICES)}", only=QMP)
@@ -96,7 +117,9 @@ class ExperimentConfig:
 
     @property
     def log_name(self) -> str:
-        return f"{self.experiment}_{self.env}_{self.name.replace(' ', '-')}_{self.seed}"
+        """``<experiment>_<env>_<seed>``, or ``<experiment>_<env>_<name>_<seed>`` with a --name."""
+        parts = [self.experiment, self.env, self.name.replace(" ", "-"), str(self.seed)]
+        return "_".join(p for p in parts if p)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -176,8 +199,16 @@ def resolve_device(device: str, gpu: int | None = None) -> torch.device:
     return torch.device(device)
 
 
+def config_from_variant(variant: dict[str, Any]) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` stored in a ``variant.json`` (extra keys such as ``resolved``,
+    ``argv`` or ``versions`` are ignored; fields missing from older files keep their defaults)."""
+    names = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in variant.items() if k in names}
+    return ExperimentConfig(**values)
+
+
 def log_dir_base(config: ExperimentConfig) -> Path:
-    """``--log_dir`` or ``data/local/experiment/<experiment>_<env>_<name>_<seed>``."""
+    """``--log_dir`` or ``data/local/experiment/<log_name>`` (see :attr:`ExperimentConfig.log_name`)."""
     return Path(config.log_dir) if config.log_dir else Path("data/local/experiment") / config.log_name
 
 
@@ -196,9 +227,54 @@ def check_log_dir(config: ExperimentConfig) -> None:
         raise ValueError(f"--log_dir {base} cannot be created: {parent} is not a writable directory")
 
 
+VERSIONED_PACKAGES = ("torch", "mujoco", "gymnasium", "metaworld")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of python and of the packages that decide a run's numbers (None: not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def git_state(directory: str | os.PathLike | None = None) -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the git checkout holding ``directory`` (default: this file's);
+    ``(None, None)`` when it is not a git checkout or git is missing. ``dirty``: tracked files
+    differ from the commit (untracked files are not counted)."""
+    cwd = Path(directory) if directory is not None else Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None, None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit, (None if status is None else bool(status))
+
+
+def run_provenance(argv: list[str] | None = None) -> dict[str, Any]:
+    """How the run was started: the command line (list and shell-quoted), the git commit of
+    this repository with a dirty flag, and the package versions."""
+    argv = list(sys.argv if argv is None else argv)
+    commit, dirty = git_state()
+    return {"argv": argv, "command": shlex.join(argv), "git_commit": commit, "git_dirty": dirty,
+            "versions": package_versions()}
+
+
 def make_log_dir(config: ExperimentConfig, resolved: dict[str, Any] | None = None) -> Path:
-    """Create the run's log dir and write ``variant.json`` (the config, plus the values actually
-    used where a flag's default is resolved at build time, under ``"resolved"``).
+    """Create the run's log dir and write ``variant.json``: the config fields, the values actually
+    used where a flag's default is resolved at build time (under ``"resolved"``), and the
+    provenance of :func:`run_provenance` (``argv``, ``command``, ``git_commit``, ``git_dirty``,
+    ``versions``). :func:`config_from_variant` reads the config back.
 
     An existing dir is never reused (a ``_1``, ``_2`` ... suffix is added).
     """
@@ -209,7 +285,8 @@ def make_log_dir(config: ExperimentConfig, resolved: dict[str, Any] | None = Non
         path = base.with_name(f"{base.name}_{k}")
     path.mkdir(parents=True)
     with open(path / "variant.json", "w") as f:
-        json.dump({**config.to_dict(), "resolved": resolved or {}}, f, indent=2, default=str)
+        json.dump({**config.to_dict(), "resolved": resolved or {}, **run_provenance()}, f, indent=2,
+                  default=str)
     return path
 
 

@@ -2,6 +2,10 @@
 
 import json
 import os
+import shlex
+import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -9,7 +13,8 @@ from click.testing import CliRunner
 
 import environments
 import run
-from experiment_utils import ENV_PRESETS, resolve_config
+import experiment_utils
+from experiment_utils import ENV_PRESETS, ExperimentConfig, config_fields, resolve_config
 
 
 def invoke(args, tmp_path):
@@ -33,7 +38,11 @@ def invoke(args, tmp_path):
     (["qmp_dnc", "--mixture", "random"], "--mixture='random'; allowed: qswitch, uniform, domain"),
     (["qmp_dnc", "--mixture", "domain"], "--mixture domain needs --mixture_probs"),
     (["qmp_dnc", "--device", "tpu"], "--device='tpu'; allowed: auto, cpu, cuda, cuda:N"),
-    (["dnc_sac", "--policy_sampling_freq", "2"], "No such option '--policy_sampling_freq'"),
+    (["dnc_sac", "--policy_sampling_freq", "2"],
+     "--policy_sampling_freq is not an option of dnc_sac; it is accepted by: qmp_dnc, qmp_sac, qmp_uds_dnc"),
+    (["sac", "--kl_coeff=0.1"], "--kl_coeff is not an option of sac; it is accepted by: dnc_sac, qmp_dnc, "
+     "uds_dnc, qmp_uds_dnc"),
+    (["sac", "--no_such_flag", "1"], "No such option '--no_such_flag'"),
     (["dnc_sac", "--kl_coeff", "0.1", "0.2"], "--kl_coeff has 2 values; allowed: 1 (every pair) or 100"),
     (["dnc_sac", "--kl_coeff", "-1"], "--kl_coeff values must be >= 0"),
     (["qmp_dnc", "--sampling_type", "ixj"], "--sampling_type='ixj'; allowed: all, i, j, i+j"),
@@ -42,9 +51,11 @@ def invoke(args, tmp_path):
     (["uds_dnc", "--kl_coeff", "0.1"], "--kl_coeff must be 0 for uds_dnc"),
     (["dnc_sac", "--use_pc_grad", "True"], "--use_pc_grad True cannot be used by dnc_sac"),
     (["sac", "--use_pc_grad", "True"], "allowed for: mtsac, qmp_sac"),
-    (["qmp_dnc", "--distillation_period", "2"], "No such option '--distillation_period'"),
+    (["qmp_dnc", "--distillation_period", "2"],
+     "--distillation_period is not an option of qmp_dnc; it is accepted by: dnc_sac, uds_dnc"),
     (["dnc_sac", "--distillation_n_epochs", "0"], "--distillation_n_epochs must be a positive integer"),
-    (["mtsac", "--sharing_quantile", "0.5"], "No such option '--sharing_quantile'"),
+    (["mtsac", "--sharing_quantile", "0.5"],
+     "--sharing_quantile is not an option of mtsac; it is accepted by: uds_dnc, qmp_uds_dnc"),
     (["dnc_sac", "--replay_buffer_size", "2000"],
      "--replay_buffer_size 2000 per task holds 2000 transitions per task, fewer than --min_buffer_size 3000"),
     (["mtsac", "--replay_buffer_size", "200"],
@@ -164,10 +175,12 @@ def test_replay_capacity_per_family(experiment, env, expected):
     assert replay_capacity_per_task(resolve_config(experiment, {"env": env, "replay_buffer_size": 77}), t) == 77
 
 
-def test_variant_json_records_the_values_used(tmp_path):
+def test_variant_json_records_the_values_used(tmp_path, monkeypatch):
     """--target_entropy 0 means -|A| (the original treats 0 as unset); the SAC family's capacity
-    and temperature form are recorded as used."""
+    and temperature form are recorded as used; so are the command line, commit and versions."""
     log_dir = tmp_path / "run"
+    argv = ["run.py", "mtsac", "--name", "a b'c"]  # recorded as given (the runner parses its own args)
+    monkeypatch.setattr(sys, "argv", argv)
     result = CliRunner().invoke(run.cli, run.normalise_argv([
         "mtsac", "--n_epochs", "1", "--batch_size", "20", "--min_buffer_size", "10",
         "--gradient_steps_per_itr", "1", "--buffer_batch_size", "10", "--hidden_sizes", "8",
@@ -179,3 +192,194 @@ def test_variant_json_records_the_values_used(tmp_path):
     assert variant["resolved"]["replay_buffer_size_per_task"] == 100_000
     assert variant["resolved"]["temperature_loss"] == "alpha"
     assert variant["resolved"]["policy_architecture"] == "multihead"
+    # provenance: command line, git commit of this checkout, versions
+    assert variant["argv"] == argv and variant["command"] == shlex.join(argv)
+    assert shlex.split(variant["command"]) == argv
+    repo = Path(experiment_utils.__file__).resolve().parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    assert variant["git_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                            capture_output=True, text=True)
+    assert variant["git_dirty"] == (bool(status.stdout.strip()) if head.returncode == 0 else None)
+    assert variant["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    for package in ("torch", "mujoco", "gymnasium", "metaworld"):
+        assert variant["versions"][package] == metadata.version(package)
+    assert experiment_utils.config_from_variant(variant) == resolve_config("mtsac", {
+        "n_epochs": 1, "batch_size": 20, "min_buffer_size": 10, "gradient_steps_per_itr": 1,
+        "buffer_batch_size": 10, "hidden_sizes": (8,), "num_evaluation_episodes": 10, "target_entropy": 0.0,
+        "log_dir": str(log_dir)})
+    # the log dir is printed before training starts (the epoch table follows it)
+    lines = result.output.splitlines()
+    assert lines[0] == f"log dir: {log_dir}"
+    assert any(line.startswith("TotalEnvSteps") for line in lines[1:])
+    assert "final Evaluation/SuccessRate" in result.output
+
+
+def test_git_state_outside_a_checkout(tmp_path):
+    assert experiment_utils.git_state(tmp_path) == (None, None)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("", "dnc_sac_MazeLarge-10-v0_3"),
+    ("my run", "dnc_sac_MazeLarge-10-v0_my-run_3"),
+])
+def test_default_log_dir_name(name, expected):
+    assert ExperimentConfig.name == ""  # not the original's "None"
+    cfg = resolve_config("dnc_sac", {"seed": 3, "name": name or None})
+    assert experiment_utils.log_dir_base(cfg) == Path("data/local/experiment") / expected
+
+
+def option_help(output: str, flag: str) -> str:
+    """The help of one option, whitespace-normalised (click wraps it over several lines)."""
+    lines, out, inside = output.splitlines(), [], False
+    for line in lines:
+        if line.startswith("  --") or line.startswith("  -h"):
+            inside = line.split()[0] == flag
+        elif not line.startswith("   "):
+            inside = False
+        if inside:
+            out.append(line)
+    return " ".join(" ".join(out).split())
+
+
+@pytest.mark.parametrize("args, flag, shown", [
+    (["qmp_dnc", "--env=MetaWorldMT10-v2"], "--batch_size", "[default: 5000 (MetaWorldMT10-v2 preset)]"),
+    (["qmp_dnc", "--env", "MetaWorldMT50-v2"], "--hidden_sizes", "[default: 400 400 (MetaWorldMT50-v2 preset)]"),
+    (["qmp_dnc", "--env=MetaWorldMT10-v2"], "--discount", "[default: 0.99]"),
+    (["qmp_dnc", "--env=MetaWorldMT10-v2"], "--env", "[default: MetaWorldMT10-v2]"),
+    (["qmp_dnc"], "--batch_size", "[default: 6000 (MazeLarge-10-v0 preset)]"),  # the default env's preset
+    (["sac", "--env", "Pendulum-v1"], "--batch_size", "[default: 1000]"),  # no preset: global default
+    (["mtsac"], "--policy_architecture", "[default: multihead (mtsac)]"),
+    (["dnc_sac"], "--name", '[default: ""]'),
+])
+def test_help_shows_the_preset_of_the_env_given(args, flag, shown):
+    result = CliRunner().invoke(run.cli, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert option_help(result.output, flag).endswith(shown), option_help(result.output, flag)
+
+
+def test_dry_run_prints_the_resolved_config_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("QMP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(run, "build_trainer", lambda config: pytest.fail("dry run built a trainer"))
+    log_dir = tmp_path / "x"
+    result = CliRunner().invoke(run.cli, ["mtsac", "--dry_run", "--seed", "4", "--lr", "0.01",
+                                          "--log_dir", str(log_dir)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report) == {"experiment", "resolved"} | {f.name for f in config_fields()}
+    assert (report["experiment"], report["seed"], report["lr"]) == ("mtsac", 4, 0.01)
+    assert report["batch_size"] == 6000 and report["hidden_sizes"] == [256, 256]  # maze preset
+    resolved = report["resolved"]
+    assert resolved["num_tasks"] == 10
+    assert (resolved["policy_architecture"], resolved["Q_architecture"]) == ("multihead", "multihead")
+    assert resolved["replay_buffer_size_per_task"] == 100_000  # 1e6 // 10 for the SAC family
+    assert resolved["target_entropy"] == -2.0  # -|A|, the maze's action is 2-D
+    assert resolved["evaluation_episodes_per_task"] == 10  # preset 100 // 10 tasks
+    assert (resolved["network_obs_dim"], resolved["action_dim"]) == (4, 2)
+    assert not log_dir.exists()
+    # a bad flag still fails with exit code 2; a valueless bool flag means True
+    assert CliRunner().invoke(run.cli, ["mtsac", "--dry_run", "--batch_size", "0"]).exit_code == 2
+    shared = ["mtsac", "--policy_architecture", "shared", "--Q_architecture", "shared"]
+    result = CliRunner().invoke(run.cli, [*shared, "--include_task_id", "--dry_run"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["include_task_id"] is True and report["resolved"]["network_obs_dim"] == 14
+
+
+def test_envs_lists_the_suites_and_caches_their_dims(tmp_path, monkeypatch):
+    monkeypatch.setenv("QMP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(environments, "known_env_ids", lambda: ["MazeLarge-10-v0", "HalfCheetahMT5-v0"])
+    result = CliRunner().invoke(run.cli, ["envs"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["env", "id", "tasks", "obs", "act", "steps", "task", "names"]
+    rows = {line.split()[0]: line.split(None, 5) for line in lines[1:]}
+    assert rows["MazeLarge-10-v0"][1:5] == ["10", "4", "2", "600"]
+    assert rows["MazeLarge-10-v0"][5].startswith("task0:(1, 3)->(5, 8), ")
+    assert rows["MazeLarge-10-v0"][5].endswith(" more)")
+    assert rows["HalfCheetahMT5-v0"][1:] == ["5", "17", "6", "1000",
+                                             "Gravity1.0, Gravity0.5, Gravity0.75, Gravity1.5, Gravity1.25"]
+    # the second listing reads the cache: no suite is built
+    def no_build(*args, **kwargs):
+        raise RuntimeError("suite rebuilt")
+
+    monkeypatch.setattr(environments, "get_suite", no_build)
+    again = CliRunner().invoke(run.cli, ["envs"])
+    assert again.exit_code == 0 and again.output == result.output
+    # --refresh rebuilds
+    refreshed = CliRunner().invoke(run.cli, ["envs", "--refresh"])
+    assert isinstance(refreshed.exception, RuntimeError) and "suite rebuilt" in str(refreshed.exception)
+
+
+def test_abbreviate_task_names():
+    names = [f"task-number-{k}" for k in range(50)]
+    text = run.abbreviate(names, width=60)
+    assert len(text) <= 60 and text.endswith(" more)")
+    shown = text.split(", ...")[0].split(", ")
+    assert shown == names[:len(shown)] and text.endswith(f"(+{50 - len(shown)} more)")
+    assert run.abbreviate(["a", "b"]) == "a, b"
+
+
+def test_console_script_entry_point():
+    import tomllib
+    project = tomllib.loads((Path(run.__file__).parent / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["qmp"] == "run:main"
+    setuptools = project["tool"]["setuptools"]
+    assert set(setuptools["py-modules"]) == {"run", "experiment_utils", "garage_experiments"}
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["dnc_sac", "--mixture", "uniform"])
+    assert exit_info.value.code == 2
+
+
+def test_wandb_output_logs_offline(tmp_path, monkeypatch):
+    import dowel
+    from dowel import tabular
+
+    from learning.logging import WandbOutput, make_wandb_output
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    config = {**resolve_config("qmp_dnc", {"wandb": True}).to_dict(), "resolved": {"num_tasks": 10}}
+    out = make_wandb_output(config, tmp_path)
+    assert isinstance(out, WandbOutput) and out.mode == "offline"
+    assert out.run.config["lr"] == 3e-4 and out.run.project == "qmp"
+    logged = []
+    real_log = out.run.log
+    monkeypatch.setattr(out.run, "log", lambda row, **kw: (logged.append((dict(row), kw)), real_log(row, **kw)))
+    dowel.logger.add_output(out)
+    try:
+        for epoch, steps in enumerate((3000, 9000)):
+            tabular.record("Epoch", epoch)
+            tabular.record("TotalEnvSteps", steps)
+            tabular.record("Evaluation/SuccessRate", 0.25 * epoch)
+            dowel.logger.log(tabular)
+            dowel.logger.dump_all(epoch)
+            tabular.clear()
+    finally:
+        dowel.logger.remove_output_type(WandbOutput)
+        out.close()
+    assert [(row["Evaluation/SuccessRate"], kw.get("step")) for row, kw in logged] == [(0.0, 3000), (0.25, 9000)]
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    run_id = (tmp_path / "wandb_run_id.txt").read_text()
+    assert runs[0].name.endswith(run_id) and (runs[0] / f"run-{run_id}.wandb").stat().st_size > 0
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, "offline"),  # no API key anywhere
+    ({"WANDB_API_KEY": "k" * 40}, "online"),
+    ({"WANDB_API_KEY": "k" * 40, "WANDB_MODE": "offline"}, "offline"),
+    ({"WANDB_MODE": "dryrun"}, "offline"),
+    ({"WANDB_MODE": "disabled", "WANDB_API_KEY": "k" * 40}, "disabled"),
+    ({"NETRC": "<netrc>"}, "online"),  # `wandb login` stores the key in ~/.netrc
+    ({"NETRC": "<netrc>", "WANDB_BASE_URL": "https://wandb.example.org"}, "offline"),
+])
+def test_wandb_mode(environ, expected, tmp_path, monkeypatch):
+    from learning.logging import wandb_mode
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
+    netrc_file.chmod(0o600)
+    environ = {k: v.replace("<netrc>", str(netrc_file)) for k, v in environ.items()}
+    assert wandb_mode(environ) == expected
