@@ -3,6 +3,9 @@ algorithm -> trainer (reference §1.1; garage's experiment launchers)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +16,8 @@ import environments
 from environments.base import TaskSuite
 from experiment_utils import (ARCHITECTURE_CHOICES, DISTILL, MIXTURE_CHOICES, PC_GRAD,
                               QSWITCH_SCORE_CHOICES, SAMPLING_TYPE_CHOICES, UDS,
-                              ExperimentConfig, check_log_dir, default_target_entropy, make_log_dir,
+                              ExperimentConfig, check_log_dir, config_from_variant, default_target_entropy,
+                              make_log_dir,
                               resolve_device, set_seed)
 from learning.algorithms.dnc import DnCSAC, kl_coefficients
 from learning.algorithms.sac import MultiTaskSAC
@@ -25,7 +29,7 @@ from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.q_functions.twin_q import TwinQFunction
 from learning.replay_buffer import TaskReplayBuffer
 from learning.sampler import Sampler
-from learning.trainer import Schedule, Trainer
+from learning.trainer import SNAPSHOT_MODES, Schedule, Trainer
 
 EVAL_ENV_BUDGET = 50  # evaluation sub-envs in total; episodes beyond run in waves
 
@@ -100,6 +104,14 @@ def validate(config: ExperimentConfig) -> TaskSuite:
     for flag in POSITIVE_INT_FLAGS:
         if getattr(config, flag) <= 0:
             raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
+    if config.vis_freq != -1 and (config.vis_freq <= 0 or config.vis_freq % config.evaluation_frequency):
+        raise ValueError(f"--vis_freq must be -1 (off) or a positive multiple of --evaluation_frequency "
+                         f"({config.evaluation_frequency}), got {config.vis_freq}")
+    for flag in ("vis_num", "vis_width", "vis_height", "vis_fps"):
+        if getattr(config, flag) <= 0:
+            raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
+    if config.snapshot_mode not in SNAPSHOT_MODES:
+        raise ValueError(f"--snapshot_mode={config.snapshot_mode!r}; allowed: {', '.join(SNAPSHOT_MODES)}")
     if config.num_threads < 0:
         raise ValueError(f"--num_threads must be >= 0, got {config.num_threads}")
     if config.min_buffer_size < 0:
@@ -212,8 +224,14 @@ def load_mixture_probs(config: ExperimentConfig, suite: TaskSuite) -> np.ndarray
     return np.asarray(suite.domain_mixture)
 
 
-def build_trainer(config: ExperimentConfig) -> Trainer:
-    """Assemble every component of a run (DESIGN §3 data flow)."""
+def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trainer:
+    """Assemble every component of a run (DESIGN §3 data flow).
+
+    Args:
+        config: the run's configuration.
+        log_dir: an existing run directory to reuse (resume, evaluate); by default a new one is
+            created and ``variant.json`` written.
+    """
     suite = validate(config)
     spec = EXPERIMENTS[config.experiment]
     set_seed(config.seed)
@@ -276,9 +294,85 @@ def build_trainer(config: ExperimentConfig) -> Trainer:
                     replay_buffer_size_per_task=capacity, target_entropy=target_entropy,
                     temperature_loss=temperature_form, device=str(device),
                     evaluation_episodes_per_task=episodes)
-    log_dir = make_log_dir(config, resolved)
+    log_dir = make_log_dir(config, resolved) if log_dir is None else Path(log_dir)
+    recorder = video_recorder(config, suite, eval_modes, obs_idx, device, log_dir)
     return Trainer(config, suite, algorithm, behaviour, own, eval_modes, buffer, sampler,
-                   eval_sampler, schedule, log_dir)
+                   eval_sampler, schedule, log_dir, on_evaluation=recorder)
+
+
+def video_recorder(config: ExperimentConfig, suite: TaskSuite, eval_modes: dict, obs_idx,
+                   device, log_dir: Path):
+    """``--vis_freq``: a callback for the trainer that renders evaluation episodes of every
+    evaluation mode to ``<log_dir>/videos`` at epoch 0 and every ``vis_freq`` epochs (reference
+    §1.2); None when off. A rendering failure is reported and training continues."""
+    if config.vis_freq <= 0:
+        return None
+
+    def record(epoch: int) -> None:
+        if epoch % config.vis_freq:
+            return
+        from tools.video import record_videos
+        for prefix, behaviour in eval_modes.items():
+            tag = f"epoch{epoch}" + (f"_{prefix.strip('/')}" if prefix else "")
+            try:
+                record_videos(suite, behaviour, obs_idx, device, log_dir / "videos", tag=tag,
+                              num_videos=config.vis_num, width=config.vis_width,
+                              height=config.vis_height, fps=config.vis_fps, seed=config.seed + 20_000)
+            except Exception as err:  # noqa: BLE001 - a video must never stop training
+                warnings.warn(f"--vis_freq: rendering epoch {epoch} failed: {err!r}", stacklevel=1)
+
+    return record
+
+
+def config_from_run(log_dir: Path | str, **overrides) -> ExperimentConfig:
+    """The configuration a run was started with, read from its ``variant.json``
+    (:func:`experiment_utils.config_from_variant`), with ``log_dir`` set to the run's directory.
+
+    Raises:
+        ValueError: if ``log_dir`` holds no ``variant.json``.
+    """
+    path = Path(log_dir) / "variant.json"
+    if not path.is_file():
+        raise ValueError(f"LOGDIR {log_dir} holds no variant.json: not a run directory")
+    config = config_from_variant(json.loads(path.read_text()))
+    return dataclasses.replace(config, log_dir=str(log_dir), **overrides)
+
+
+def prepare_resume(log_dir: Path | str, n_epochs: int | None = None) -> Trainer:
+    """A trainer restored from a run's last snapshot (``params.pt``), ready to continue.
+
+    With ``--snapshot_buffer`` the snapshot holds the replay buffer and env states and the
+    resumed run continues exactly as the uninterrupted run would have (on the CPU); without
+    it, training continues with an empty buffer (a new warm-up) and fresh episodes.
+
+    Args:
+        log_dir: the run directory; its logs are appended to.
+        n_epochs: a new total number of epochs (to extend a finished run); default the run's.
+
+    Raises:
+        ValueError: no variant.json or params.pt, or nothing left to run.
+    """
+    log_dir = Path(log_dir)
+    overrides = {} if n_epochs is None else {"n_epochs": n_epochs}
+    config = config_from_run(log_dir, **overrides)
+    snapshot = log_dir / "params.pt"
+    if not snapshot.is_file():
+        raise ValueError(f"LOGDIR {log_dir} holds no params.pt snapshot to resume from")
+    trainer = build_trainer(config, log_dir)
+    start = trainer.load_snapshot(snapshot)
+    if start >= config.n_epochs:
+        trainer.sampler.close()
+        trainer.eval_sampler.close()
+        raise ValueError(f"{log_dir} already ran {start} of --n_epochs {config.n_epochs} epochs; "
+                         "pass --n_epochs N (larger) to continue it")
+    (log_dir / "final_evaluation.json").unlink(missing_ok=True)
+    return trainer
+
+
+def resume_experiment(log_dir: Path | str, n_epochs: int | None = None) -> tuple[Path, dict[str, float]]:
+    """:func:`prepare_resume` and train; returns (log dir, final pooled evaluation metrics)."""
+    trainer = prepare_resume(log_dir, n_epochs)
+    return trainer.log_dir, trainer.train()
 
 
 def run_experiment(config: ExperimentConfig) -> tuple[Path, dict[str, float]]:

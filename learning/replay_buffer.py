@@ -112,5 +112,21 @@ class TaskReplayBuffer:
         return TransitionBatch(*(self._storage[key][source, idx] for key in STORED_FIELDS))
 
     def state_dict(self) -> dict:
+        """Write pointer, size and the stored rows (T, size, ...) of every field, on the CPU."""
         return {"ptr": self._ptr, "size": self._size,
                 **{k: v[:, : self._size].cpu() for k, v in self._storage.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict` (same T, capacity and dims).
+
+        Raises:
+            ValueError: if the saved rows exceed this buffer's capacity or the shapes differ.
+        """
+        size = int(state["size"])
+        if size > self.capacity:
+            raise ValueError(f"snapshot holds {size} transitions per task, capacity is {self.capacity}")
+        self._storage, self._alloc = {}, 0
+        self._grow(max(size, min(self.capacity, 1024)))
+        for key in STORED_FIELDS:
+            self._storage[key][:, :size] = state[key].to(self.device)
+        self._ptr, self._size = int(state["ptr"]), size

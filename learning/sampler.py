@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from environments.base import TaskSuite
+from learning.env_state import capture_vector_env, restore_vector_env
 from learning.policies.behaviour import SwitchState
 from learning.replay_buffer import TransitionBatch
 
@@ -189,6 +190,19 @@ class Sampler:
         self._obs = self._to_tensor(obs)
         for arr in self._episode_accumulators():
             arr[...] = 0
+
+    def state_dict(self) -> dict:
+        """Env states (:mod:`learning.env_state`), current observations and running episode
+        statistics: what a resumed run needs to continue the interrupted episodes exactly."""
+        return {"env": capture_vector_env(self.env), "obs": self._obs.cpu(),
+                "accumulators": [a.copy() for a in self._episode_accumulators()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict` on a sampler built with the same suite and arguments."""
+        restore_vector_env(self.env, state["env"])
+        self._obs = state["obs"].to(self.device)
+        for arr, saved in zip(self._episode_accumulators(), state["accumulators"]):
+            arr[...] = saved
 
     def close(self) -> None:
         self.env.close()

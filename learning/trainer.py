@@ -7,6 +7,9 @@ import json
 import logging
 import math
 import random
+import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +20,34 @@ import torch
 from dowel import tabular
 from tqdm.auto import tqdm
 
-from learning.logging import OrderedCsvOutput, SummaryStdOutput
+from learning.logging import OrderedCsvOutput, SummaryStdOutput, make_wandb_output
 from learning.policies.behaviour import SwitchState
 from learning.replay_buffer import TaskReplayBuffer
 from learning.sampler import EpisodeRecord, Sampler, evaluate
 
 # NaN marks 'no finished episode this epoch'; tensorboardX warns on every such scalar.
 logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
+
+SNAPSHOT_MODES = ("last", "all", "gap")
+LOSS_KEYS = ("Qf1Loss", "Qf2Loss", "PolicyLoss", "AlphaLoss")
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM stopped the run; ``exit_code`` is 128 + the signal number (130, 143)."""
+
+    def __init__(self, signum: int, last_epoch: int, log_dir: Path, snapshot: bool):
+        name = signal.Signals(signum).name
+        kept = "snapshot of that epoch and logs" if snapshot else "logs and the previous snapshot"
+        super().__init__(f"{name}: stopped after epoch {last_epoch}; {kept} in {log_dir}")
+        self.exit_code = 128 + signum
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss became NaN or infinite; the message names the task and the loss."""
+
+
+class _StopNow(Exception):
+    """Raised by the signal handler on a second signal."""
 
 
 @dataclass(frozen=True)
@@ -84,51 +108,98 @@ class Trainer:
         eval_modes: log prefix -> behaviour evaluated in that mode ("" and, for QMP, "p/").
         buffer, sampler, eval_sampler, schedule: as named.
         log_dir: the run's directory.
+        on_evaluation: optional callback ``f(epoch)`` run after each evaluation (videos).
     """
 
     def __init__(self, config, suite, algorithm, behaviour, own_policy, eval_modes,
                  buffer: TaskReplayBuffer, sampler: Sampler, eval_sampler: Sampler,
-                 schedule: Schedule, log_dir: Path):
+                 schedule: Schedule, log_dir: Path, on_evaluation=None):
         self.config, self.suite, self.algorithm = config, suite, algorithm
         self.behaviour, self.own_policy, self.eval_modes = behaviour, own_policy, eval_modes
         self.buffer, self.sampler, self.eval_sampler = buffer, sampler, eval_sampler
         self.schedule, self.log_dir = schedule, Path(log_dir)
+        self.on_evaluation = on_evaluation
         self.num_tasks = suite.num_tasks
         self.total_env_steps = 0
         self.switch_state = SwitchState.initial(self.num_tasks, schedule.envs_per_task,
                                                 sampler.device)
         self.final_evaluation: dict[str, float] = {}
+        self.start_epoch = 0  # > 0 after load_snapshot (a resumed run)
+        self._signal: int | None = None
 
     # ------------------------------------------------------------------ loop
     def train(self) -> dict[str, float]:
-        """Run ``n_epochs`` epochs; returns the last evaluation's pooled metrics."""
+        """Run epochs ``start_epoch .. n_epochs - 1``; returns the last evaluation's pooled metrics.
+
+        The first SIGINT or SIGTERM lets the epoch in progress finish, writes its snapshot and
+        stops; a second one stops at once, keeping the logs and the previous snapshot. Either
+        way the run raises :class:`TrainingInterrupted` (exit code 130 / 143).
+
+        Raises:
+            TrainingInterrupted: on SIGINT / SIGTERM.
+            NonFiniteLossError: a loss became NaN or infinite (after a snapshot of that state
+                to ``params_nonfinite.pt``).
+        """
         outputs = self._setup_logging()
-        epoch = -1
+        last = self.start_epoch - 1
+        handlers = self._install_signal_handlers()
         try:
-            bar = tqdm(range(self.config.n_epochs), desc=self.log_dir.name, unit="epoch",
-                       dynamic_ncols=True)
+            bar = tqdm(range(self.start_epoch, self.config.n_epochs), desc=self.log_dir.name,
+                       unit="epoch", dynamic_ncols=True, initial=self.start_epoch,
+                       total=self.config.n_epochs)
             for epoch in bar:
                 self._run_epoch(epoch)
+                last = epoch
                 self._show_progress(bar)
-                if (epoch + 1) % self.config.snapshot_gap == 0:
+                if self._snapshot_due(epoch):
                     self.save_snapshot(epoch)
-            self._write_final(epoch)
-        except KeyboardInterrupt:
-            tqdm.write(f"interrupted at epoch {epoch}: snapshot and logs kept in {self.log_dir}")
-            self.save_snapshot(epoch)
-            raise
+                if self._signal is not None:
+                    raise TrainingInterrupted(self._signal, epoch, self.log_dir, snapshot=True)
+            self._write_final(last)
+        except _StopNow as stop:
+            raise TrainingInterrupted(stop.args[0], last, self.log_dir, snapshot=False) from None
         finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            dowel.logger.dump_all()
             for out in outputs:
                 dowel.logger.remove_output_type(type(out))
+                out.close()
             self.sampler.close()
             self.eval_sampler.close()
         return self.final_evaluation
+
+    def _snapshot_due(self, epoch: int) -> bool:
+        """Every ``--snapshot_gap`` epochs, every epoch with ``--snapshot_mode all``, and before
+        stopping on a signal."""
+        return (self._signal is not None or getattr(self.config, "snapshot_mode", "last") == "all"
+                or (epoch + 1) % self.config.snapshot_gap == 0)
+
+    def _install_signal_handlers(self) -> dict:
+        """SIGINT/SIGTERM -> finish the epoch (first signal) or stop now (second); main thread only."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handle(signum, frame):
+            if self._signal is not None:
+                raise _StopNow(signum)
+            self._signal = signum
+            tqdm.write(f"{signal.Signals(signum).name}: finishing the epoch, then snapshot and stop "
+                       "(send it again to stop now)")
+
+        return {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
 
     def _write_final(self, epoch: int) -> None:
         """``final_evaluation.json``: written only when every epoch has run (the run is complete)."""
         with open(self.log_dir / "final_evaluation.json", "w") as f:
             json.dump({"epoch": epoch, "total_env_steps": self.total_env_steps,
                        "evaluation": self.final_evaluation}, f, indent=2)
+        # TensorBoard's HPARAMS tab: the flags against the final evaluation.
+        hparams = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+                   for k, v in self.config.to_dict().items()}
+        metrics = {f"final/{k}": float(v) for k, v in self.final_evaluation.items()
+                   if isinstance(v, (int, float)) and math.isfinite(v)}
+        self._tensorboard._writer.add_hparams(hparams, metrics, name="hparams")
 
     def _show_progress(self, bar) -> None:
         """Success rate on the progress bar, or return for suites where success is trivial."""
@@ -159,6 +230,7 @@ class Trainer:
                     minibatch = self.algorithm.sample_batch(self.buffer,
                                                             self.schedule.minibatch_per_task())
                     stats = self.algorithm.update(minibatch)
+                self._check_finite(stats, epoch)
             update_time += time.perf_counter() - tu
         self.total_env_steps += collected
         tabular.record("Epoch", epoch)
@@ -168,6 +240,8 @@ class Trainer:
         if evaluate_now:
             self._evaluate(epoch)
         eval_time = time.perf_counter() - te if evaluate_now else 0.0
+        if evaluate_now and self.on_evaluation is not None:
+            self.on_evaluation(epoch)
         epoch_stats = self.algorithm.end_of_epoch(epoch)  # DnC distillation, after evaluation
         for key, value in epoch_stats.items():
             tabular.record(f"Train/{key}", value)
@@ -181,12 +255,29 @@ class Trainer:
         dowel.logger.dump_all(epoch)
         tabular.clear()  # keys not recorded next epoch (no evaluation) stay empty, not stale
 
+    def _check_finite(self, stats: dict, epoch: int) -> None:
+        """Stop on a NaN/inf loss of the iteration's last update, naming the task and the loss."""
+        for key in LOSS_KEYS:
+            value = stats.get(key)
+            if value is None or bool(torch.isfinite(value).all()):
+                continue
+            task = int((~torch.isfinite(value)).nonzero()[0, 0]) if value.dim() else 0
+            path = self.save_snapshot(epoch - 1, self.log_dir / "params_nonfinite.pt")
+            name = self.suite.task_names[task] if task < len(self.suite.task_names) else ""
+            raise NonFiniteLossError(f"non-finite {key} ({float(value.reshape(-1)[task])}) for task "
+                                     f"{task} ({name}) in epoch {epoch}; state saved to {path}, "
+                                     f"last good snapshot {self.log_dir / 'params.pt'}")
+
     # --------------------------------------------------------------- logging
     def _setup_logging(self):
-        outputs = [OrderedCsvOutput(str(self.log_dir / "progress.csv")),
-                   dowel.TensorBoardOutput(str(self.log_dir)),
+        resume = self.start_epoch - 1 if self.start_epoch > 0 else None
+        self._tensorboard = dowel.TensorBoardOutput(str(self.log_dir), x_axis="TotalEnvSteps")
+        outputs = [OrderedCsvOutput(str(self.log_dir / "progress.csv"), resume_after_epoch=resume),
+                   self._tensorboard,
                    dowel.TextOutput(str(self.log_dir / "debug.log")),
                    SummaryStdOutput(write=tqdm.write)]
+        if getattr(self.config, "wandb", False):
+            outputs.append(make_wandb_output(self.config.to_dict(), self.log_dir))
         for out in outputs:
             dowel.logger.add_output(out)
         return outputs
@@ -228,19 +319,67 @@ class Trainer:
                     tabular.record(prefix + f"Policy{j}Prob", float(probs[i, j]))
 
     # ------------------------------------------------------------- snapshot
-    def save_snapshot(self, epoch: int) -> Path:
-        """Networks, optimisers, RNG states and counters (not the replay buffer) -> params.pt."""
-        path = self.log_dir / "params.pt"
-        torch.save({
+    def save_snapshot(self, epoch: int, path: Path | None = None) -> Path:
+        """Snapshot of the state after ``epoch`` (the last finished epoch) -> ``params.pt``.
+
+        Holds networks, optimisers, RNG states and counters; with ``--snapshot_buffer`` also the
+        replay buffer and both samplers (env states, running episode statistics), which makes a
+        resumed run continue exactly. ``--snapshot_mode all`` / ``gap`` also keep a copy
+        ``itr_<epoch>.pt``. A small ``policy.pt`` (policy and critic weights, enough to act with
+        every behaviour) is written beside it for evaluation.
+        """
+        path = Path(path) if path is not None else self.log_dir / "params.pt"
+        state = {
             "epoch": epoch,
             "total_env_steps": self.total_env_steps,
             "algorithm": self.algorithm.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in _optimizers(self.algorithm)},
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                     "python": random.getstate()},
+            "switch_state": {"choice": self.switch_state.choice.cpu(),
+                             "since_reset": self.switch_state.since_reset.cpu()},
+            "final_evaluation": self.final_evaluation,
             "config": self.config.to_dict(),
-        }, path)
+        }
+        if getattr(self.config, "snapshot_buffer", False):
+            state["buffer"] = self.buffer.state_dict()
+            state["sampler"] = self.sampler.state_dict()
+            state["eval_sampler"] = self.eval_sampler.state_dict()
+        torch.save(state, path)
+        if path.name == "params.pt":
+            mode = getattr(self.config, "snapshot_mode", "last")
+            if mode == "all" or (mode == "gap" and (epoch + 1) % self.config.snapshot_gap == 0):
+                shutil.copyfile(path, self.log_dir / f"itr_{epoch}.pt")
+            torch.save({"epoch": epoch, "config": self.config.to_dict(),
+                        "policy": self.algorithm.policy.state_dict(),
+                        "qf": self.algorithm.qf.state_dict()}, self.log_dir / "policy.pt")
         return path
+
+    def load_snapshot(self, path: Path) -> int:
+        """Restore a :meth:`save_snapshot` file; training continues at the returned epoch.
+
+        Raises:
+            ValueError: if the snapshot was written by a run with another configuration shape
+                (the state dicts do not match).
+        """
+        state = torch.load(path, map_location=self.sampler.device, weights_only=False)
+        self.algorithm.load_state_dict(state["algorithm"])
+        optimizers = dict(_optimizers(self.algorithm))
+        for name, opt_state in state["optimizers"].items():
+            optimizers[name].load_state_dict(opt_state)
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        self.switch_state.choice.copy_(state["switch_state"]["choice"])
+        self.switch_state.since_reset.copy_(state["switch_state"]["since_reset"])
+        self.final_evaluation = state["final_evaluation"]
+        self.total_env_steps = state["total_env_steps"]
+        if "buffer" in state:
+            self.buffer.load_state_dict(state["buffer"])
+            self.sampler.load_state_dict(state["sampler"])
+            self.eval_sampler.load_state_dict(state["eval_sampler"])
+        self.start_epoch = state["epoch"] + 1
+        return self.start_epoch
 
 
 def _optimizers(algorithm):

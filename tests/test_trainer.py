@@ -66,7 +66,8 @@ def test_interrupted_run_keeps_logs_and_snapshot(tmp_path, monkeypatch):
     with open(tmp_path / "r" / "progress.csv") as f:
         assert [r["Epoch"] for r in csv.DictReader(f)] == ["0", "1"]
     snapshot = torch.load(tmp_path / "r" / "params.pt", weights_only=False)
-    assert snapshot["epoch"] == 2 and snapshot["total_env_steps"] == 100 + 100
+    # the snapshot is the last finished epoch's (1), not a half-run epoch's
+    assert snapshot["epoch"] == 1 and snapshot["total_env_steps"] == 100 + 100
     state = trainer.algorithm.state_dict()
     for key, value in snapshot["algorithm"].items():
         torch.testing.assert_close(value, state[key])
