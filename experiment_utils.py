@@ -35,10 +35,12 @@ def _f(default: Any, help: str, only: tuple[str, ...] | None = None, **kw) -> An
 
 
 QMP = ("qmp_dnc", "qmp_sac", "qmp_uds_dnc")
-DNC = ("dnc_sac", "qmp_dnc", "uds_dnc", "qmp_uds_dnc")
+CTPG = ("ctpg_dnc", "ctpg_sac")
+DNC = ("dnc_sac", "qmp_dnc", "uds_dnc", "qmp_uds_dnc", "ctpg_dnc")
 UDS = ("uds_dnc", "qmp_uds_dnc")
 DISTILL = ("dnc_sac", "uds_dnc")  # the original's MoPDnC (qmp_*) never distils (§1.3)
-PC_GRAD = ("mtsac", "qmp_sac")
+PC_GRAD = ("mtsac", "qmp_sac", "ctpg_sac")
+BLOCK_GATE_CHOICES = ("alpha", "success")
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,24 @@ class ExperimentConfig:
     mixture: str = _f("qswitch", f"behaviour mixture: {'|'.join(MIXTURE_CHOICES)}", only=QMP)
     mixture_probs: str | None = _f(None, "file with a T x T matrix for --mixture domain", only=QMP)
     mixture_warmup: int = _f(0, "epochs during which each task collects with its own policy only", only=QMP)
+    guide_step: int = _f(10, "CTPG: env steps between guide decisions (K)", only=CTPG)
+    guide_update_step: int = _f(10, "CTPG: vectorised env steps per guide gradient step", only=CTPG)
+    guide_lr: float = _f(1e-4, "CTPG: Adam learning rate of the guide actor, critics and temperature",
+                         only=CTPG)
+    guide_tau: float = _f(0.01, "CTPG: Polyak coefficient of the guide critics' targets", only=CTPG)
+    guide_hidden_sizes: tuple[int, ...] = _f((), "CTPG: guide network widths (empty: --hidden_sizes)",
+                                             only=CTPG)
+    guide_batch_size: int | None = _f(None, "CTPG: guide segments per task per step (default: the "
+                                      "control minibatch per task)", only=CTPG)
+    no_filter_gate: bool = _f(False, "CTPG ablation: no policy-filter gate", only=CTPG)
+    no_block_gate: bool = _f(False, "CTPG ablation: no guide-block gate", only=CTPG)
+    no_hindsight: bool = _f(False, "CTPG ablation: no hindsight relabelling of guide actions", only=CTPG)
+    block_gate: str = _f("alpha", "CTPG guide-block gate: alpha (block tasks with log alpha above the "
+                         "mean) | success (block tasks above 0.8 evaluation success)", only=CTPG)
+    guide_filter_start: int = _f(10000, "CTPG: env steps per task before the policy-filter gate acts",
+                                 only=CTPG)
+    guide_mask_logits: bool = _f(True, "CTPG: filter gate masks before the softmax (paper); False: the "
+                                 "released code (only the all-masked fallback acts)", only=CTPG)
     kl_coeff: tuple[float, ...] = _f((0.0,), "DnC regulariser beta: 1 value for every pair or T*T "
                                      "values row-major (row i = policy i's loss against each j)",
                                      only=DNC)

@@ -14,20 +14,24 @@ import torch
 
 import environments
 from environments.base import TaskSuite
-from experiment_utils import (ARCHITECTURE_CHOICES, DISTILL, MIXTURE_CHOICES, PC_GRAD,
+from experiment_utils import (ARCHITECTURE_CHOICES, BLOCK_GATE_CHOICES, DISTILL, MIXTURE_CHOICES, PC_GRAD,
                               QSWITCH_SCORE_CHOICES, SAMPLING_TYPE_CHOICES, UDS,
                               ExperimentConfig, check_log_dir, config_from_variant, default_target_entropy,
                               make_log_dir,
                               resolve_device, set_seed)
+from learning.algorithms.ctpg import CTPGGuide
+from learning.algorithms.ctpg_training import GuideTraining
 from learning.algorithms.dnc import DnCSAC, kl_coefficients
 from learning.algorithms.sac import MultiTaskSAC
 from learning.algorithms.uds import UDSSAC
 from learning.policies.behaviour import OwnPolicy
+from learning.policies.ctpg_guide import CTPGBehaviour
 from learning.policies.mixture_policies_wrapper import MixtureOfPolicies
 from learning.policies.qswitch_mixture_policies_wrapper import QSwitchMixturePolicy
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.q_functions.twin_q import TwinQFunction
 from learning.replay_buffer import TaskReplayBuffer
+from learning.segment_buffer import SegmentBuffer, SegmentRecorder
 from learning.sampler import Sampler
 from learning.trainer import SNAPSHOT_MODES, Schedule, Trainer
 
@@ -44,6 +48,7 @@ class ExperimentSpec:
     default_architecture: str
     per_task_alpha: bool
     summary: str
+    ctpg: bool = False  # behaviour policy is CTPG's guide over the task policies
 
 
 EXPERIMENTS: dict[str, ExperimentSpec] = {
@@ -61,6 +66,11 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
                               "Data: Separated + unsupervised data sharing"),
     "qmp_uds_dnc": ExperimentSpec("dnc", True, ("separate",), "separate", True,
                                   "Data + QMP"),
+    "ctpg_dnc": ExperimentSpec("dnc", False, ("separate",), "separate", True,
+                               "Separated + CTPG (cross-task policy guidance)", ctpg=True),
+    "ctpg_sac": ExperimentSpec("sac", False, ("multihead",), "multihead", True,
+                               "Parameters + CTPG (multi-head MTSAC with a guide; --use_pc_grad for "
+                               "PCGrad + CTPG)", ctpg=True),
 }
 
 
@@ -72,7 +82,8 @@ def architectures(config: ExperimentConfig) -> tuple[str, str]:
 
 POSITIVE_INT_FLAGS = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_itr",
                       "buffer_batch_size", "num_evaluation_episodes", "evaluation_frequency",
-                      "snapshot_gap", "envs_per_task", "policy_sampling_freq")
+                      "snapshot_gap", "envs_per_task", "policy_sampling_freq", "guide_step",
+                      "guide_update_step")
 MAX_SEED = 2**32 - 1  # numpy's seed range
 ORIGINAL_REPLAY_CAPACITY = 1_000_000  # the original's PathBuffer capacity (reference §1.1, §2.3)
 
@@ -137,9 +148,20 @@ def validate(config: ExperimentConfig) -> TaskSuite:
         if arch not in spec.architectures:
             raise ValueError(f"--{flag}={arch!r} cannot be used by {config.experiment}; "
                              f"allowed: {', '.join(spec.architectures)}")
-    if spec.qmp and config.include_task_id:
-        raise ValueError(f"--include_task_id True cannot be used by {config.experiment}: QMP "
+    if (spec.qmp or spec.ctpg) and config.include_task_id:
+        raise ValueError(f"--include_task_id True cannot be used by {config.experiment}: it "
                          "runs every task's policy on every task's states; allowed: False")
+    if config.block_gate not in BLOCK_GATE_CHOICES:
+        raise ValueError(f"--block_gate={config.block_gate!r}; allowed: {', '.join(BLOCK_GATE_CHOICES)}")
+    if not config.guide_lr > 0 or not 0 < config.guide_tau <= 1:
+        raise ValueError(f"--guide_lr must be > 0 and --guide_tau in (0, 1]; got {config.guide_lr}, "
+                         f"{config.guide_tau}")
+    if config.guide_batch_size is not None and config.guide_batch_size <= 0:
+        raise ValueError(f"--guide_batch_size must be a positive integer, got {config.guide_batch_size}")
+    if config.guide_hidden_sizes and min(config.guide_hidden_sizes) <= 0:
+        raise ValueError(f"--guide_hidden_sizes must be positive integers, got {config.guide_hidden_sizes}")
+    if config.guide_filter_start < 0:
+        raise ValueError(f"--guide_filter_start must be >= 0, got {config.guide_filter_start}")
     if config.experiment == "mtsac" and "shared" in architectures(config) and not config.include_task_id:
         raise ValueError("mtsac with a shared network needs --include_task_id True (allowed: True)")
     if config.mixture not in MIXTURE_CHOICES:
@@ -179,7 +201,7 @@ def validate(config: ExperimentConfig) -> TaskSuite:
     check_log_dir(config)
     suite = environments.get_suite(config.env, tuple(config.sparse_tasks))
     t = suite.num_tasks
-    if spec.qmp and t < 2:
+    if (spec.qmp or spec.ctpg) and t < 2:
         raise ValueError(f"{config.experiment} mixes the policies of several tasks but --env={config.env} "
                          f"has {t} task; use a multi-task suite ({', '.join(environments.known_env_ids())})")
     if config.num_evaluation_episodes < t:
@@ -282,14 +304,19 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
             behaviour = MixtureOfPolicies(policy, torch.as_tensor(load_mixture_probs(config, suite)),
                                           config.policy_sampling_freq)
         eval_modes = {"": behaviour, "p/": own}
+    schedule = Schedule(spec.family, t, config.envs_per_task, config.batch_size,
+                        config.min_buffer_size, config.gradient_steps_per_itr,
+                        config.buffer_batch_size)
+    guide_training = None
+    if spec.ctpg:  # the guide collects; evaluation uses the control policies alone
+        guide_training = build_guide_training(config, algorithm, schedule, len(obs_idx), act_dim,
+                                              capacity, device)
+        behaviour = guide_training.behaviour
     episodes = max(1, config.num_evaluation_episodes // t)
     sampler = Sampler(suite, config.envs_per_task, obs_idx, device, config.seed,
                       discount=config.discount)
     eval_sampler = Sampler(suite, min(episodes, max(1, EVAL_ENV_BUDGET // t)), obs_idx, device,
                            config.seed + 10_000, test=True, discount=config.discount)
-    schedule = Schedule(spec.family, t, config.envs_per_task, config.batch_size,
-                        config.min_buffer_size, config.gradient_steps_per_itr,
-                        config.buffer_batch_size)
     resolved = dict(num_tasks=t, policy_architecture=policy_arch, Q_architecture=q_arch,
                     replay_buffer_size_per_task=capacity, target_entropy=target_entropy,
                     temperature_loss=temperature_form, device=str(device),
@@ -297,7 +324,29 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
     log_dir = make_log_dir(config, resolved) if log_dir is None else Path(log_dir)
     recorder = video_recorder(config, suite, eval_modes, obs_idx, device, log_dir)
     return Trainer(config, suite, algorithm, behaviour, own, eval_modes, buffer, sampler,
-                   eval_sampler, schedule, log_dir, on_evaluation=recorder)
+                   eval_sampler, schedule, log_dir, on_evaluation=recorder,
+                   guide_training=guide_training)
+
+
+def build_guide_training(config: ExperimentConfig, algorithm: MultiTaskSAC, schedule: Schedule,
+                         obs_dim: int, act_dim: int, capacity: int, device) -> GuideTraining:
+    """CTPG's guide learner, behaviour, segment storage and schedule (anchors §1.2-§1.9): a
+    multi-head guide (the original's, whatever the control network), segments of
+    ``--guide_step`` steps kept with the replay capacity's recency (capacity // K per task)."""
+    t, k = algorithm.num_tasks, config.guide_step
+    hidden = tuple(config.guide_hidden_sizes) or tuple(config.hidden_sizes)
+    guide = CTPGGuide.build("multihead", t, obs_dim, hidden, lr=config.guide_lr,
+                            discount=config.discount, tau=config.guide_tau,
+                            reward_scale=config.reward_scale).to(device)
+    behaviour = CTPGBehaviour(algorithm.policy, algorithm.qf, guide, algorithm.log_alpha,
+                              guide_step=k, filter_gate=not config.no_filter_gate,
+                              block_gate=not config.no_block_gate, block_mode=config.block_gate,
+                              mask_logits=config.guide_mask_logits,
+                              filter_start=config.guide_filter_start)
+    segments = SegmentBuffer(t, max(1, capacity // k), obs_dim, act_dim, k, device)
+    return GuideTraining(guide, behaviour, segments, SegmentRecorder(segments, config.envs_per_task),
+                         algorithm, t, config.guide_batch_size or schedule.minibatch_per_task(),
+                         config.guide_update_step, hindsight=not config.no_hindsight)
 
 
 def video_recorder(config: ExperimentConfig, suite: TaskSuite, eval_modes: dict, obs_idx,

@@ -167,8 +167,10 @@ class Sampler:
         """Velocity-like keys are averaged over the episode; others are read at its last step."""
         return self.suite.episode_info_keys[key] == "Velocity"
 
-    def collect(self, behaviour, state: SwitchState, steps_per_env: int, record: EpisodeRecord):
-        """Collect ``steps_per_env`` steps from every sub-env.
+    def collect(self, behaviour, state: SwitchState, steps_per_env: int, record: EpisodeRecord,
+                observer=None):
+        """Collect ``steps_per_env`` steps from every sub-env; ``observer(transition, done)``, when
+        given, sees every step (CTPG's segment recording).
 
         Returns:
             (transitions with fields (T, E * steps_per_env, ...), selection counts (T, T)
@@ -177,7 +179,9 @@ class Sampler:
         steps, counts = [], torch.zeros(self.num_tasks, self.num_tasks, dtype=torch.long)
         with single_thread():
             for _ in range(steps_per_env):
-                transition, chosen, _ = self.step(behaviour, state, record)
+                transition, chosen, done = self.step(behaviour, state, record)
+                if observer is not None:
+                    observer(transition, done)
                 steps.append(transition)
                 counts += torch.nn.functional.one_hot(chosen.cpu(), self.num_tasks).sum(1)
         batch = TransitionBatch(*(torch.cat(field, dim=1) for field in zip(*steps)

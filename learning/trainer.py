@@ -109,16 +109,19 @@ class Trainer:
         buffer, sampler, eval_sampler, schedule: as named.
         log_dir: the run's directory.
         on_evaluation: optional callback ``f(epoch)`` run after each evaluation (videos).
+        guide_training: CTPG's :class:`~learning.algorithms.ctpg_training.GuideTraining` (segment
+            recording, guide updates, block gate, logging) when ``behaviour`` is its guide.
     """
 
     def __init__(self, config, suite, algorithm, behaviour, own_policy, eval_modes,
                  buffer: TaskReplayBuffer, sampler: Sampler, eval_sampler: Sampler,
-                 schedule: Schedule, log_dir: Path, on_evaluation=None):
+                 schedule: Schedule, log_dir: Path, on_evaluation=None, guide_training=None):
         self.config, self.suite, self.algorithm = config, suite, algorithm
         self.behaviour, self.own_policy, self.eval_modes = behaviour, own_policy, eval_modes
         self.buffer, self.sampler, self.eval_sampler = buffer, sampler, eval_sampler
         self.schedule, self.log_dir = schedule, Path(log_dir)
         self.on_evaluation = on_evaluation
+        self.guide_training = guide_training
         self.num_tasks = suite.num_tasks
         self.total_env_steps = 0
         self.switch_state = SwitchState.initial(self.num_tasks, schedule.envs_per_task,
@@ -219,7 +222,9 @@ class Trainer:
         for _ in range(self.config.steps_per_epoch):
             tc = time.perf_counter()
             steps = self.schedule.steps_per_env(len(self.buffer))
-            batch, c = self.sampler.collect(behaviour, self.switch_state, steps, record)
+            observer = (self.guide_training.observe
+                        if self.guide_training is not None and behaviour is self.behaviour else None)
+            batch, c = self.sampler.collect(behaviour, self.switch_state, steps, record, observer)
             self.buffer.add(batch)
             counts += c
             collected += batch.reward.numel()
@@ -231,6 +236,8 @@ class Trainer:
                                                             self.schedule.minibatch_per_task())
                     stats = self.algorithm.update(minibatch)
                 self._check_finite(stats, epoch)
+                if self.guide_training is not None:
+                    self.guide_training.update((self.total_env_steps + collected) // self.num_tasks)
             update_time += time.perf_counter() - tu
         self.total_env_steps += collected
         tabular.record("Epoch", epoch)
@@ -289,6 +296,9 @@ class Trainer:
             pooled = log_episode_stats(f"Evaluation/{prefix}", record, self.suite, epoch)
             if prefix == "":
                 self.final_evaluation = pooled
+                if self.guide_training is not None:
+                    success = torch.tensor([_mean(s) for s in record.successes])
+                    self.guide_training.evaluated(success)
             else:
                 self.final_evaluation.update(pooled)
 
@@ -303,6 +313,9 @@ class Trainer:
         stats = {k: v.detach().cpu().numpy() for k, v in stats.items()}
         for key, value in stats.items():
             tabular.record(f"Train/{key}", float(np.mean(value)))
+        if self.guide_training is not None:
+            for key, value in self.guide_training.stats().items():
+                tabular.record(key, value)
         probs = (counts.double() / counts.sum(1, keepdim=True).clamp(min=1)).numpy()
         mixture = len(self.eval_modes) > 1
         for i in range(t):
@@ -337,11 +350,15 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                     "python": random.getstate()},
             "switch_state": {"choice": self.switch_state.choice.cpu(),
-                             "since_reset": self.switch_state.since_reset.cpu()},
+                             "since_reset": self.switch_state.since_reset.cpu(),
+                             **_guide_env_state(self.switch_state)},
             "final_evaluation": self.final_evaluation,
             "config": self.config.to_dict(),
         }
-        if getattr(self.config, "snapshot_buffer", False):
+        with_buffer = getattr(self.config, "snapshot_buffer", False)
+        if self.guide_training is not None:
+            state["guide_training"] = self.guide_training.state_dict(with_buffer)
+        if with_buffer:
             state["buffer"] = self.buffer.state_dict()
             state["sampler"] = self.sampler.state_dict()
             state["eval_sampler"] = self.eval_sampler.state_dict()
@@ -372,6 +389,13 @@ class Trainer:
         random.setstate(state["rng"]["python"])
         self.switch_state.choice.copy_(state["switch_state"]["choice"])
         self.switch_state.since_reset.copy_(state["switch_state"]["since_reset"])
+        if "guide_blocked" in state["switch_state"]:
+            from learning.policies.ctpg_guide import GuideEnvState
+            self.switch_state.guide = GuideEnvState(
+                state["switch_state"]["guide_blocked"].to(self.switch_state.choice.device),
+                state["switch_state"]["guide_guided"].to(self.switch_state.choice.device))
+        if self.guide_training is not None:
+            self.guide_training.load_state_dict(state["guide_training"])
         self.final_evaluation = state["final_evaluation"]
         self.total_env_steps = state["total_env_steps"]
         if "buffer" in state:
@@ -380,6 +404,14 @@ class Trainer:
             self.eval_sampler.load_state_dict(state["eval_sampler"])
         self.start_epoch = state["epoch"] + 1
         return self.start_epoch
+
+
+def _guide_env_state(switch_state: SwitchState) -> dict:
+    """CTPG's per-env gate flags kept on the switch state (none for other behaviours)."""
+    guide = getattr(switch_state, "guide", None)
+    if guide is None:
+        return {}
+    return {"guide_blocked": guide.blocked.cpu(), "guide_guided": guide.guided.cpu()}
 
 
 def _optimizers(algorithm):

@@ -36,11 +36,13 @@ def signal_at_epoch(monkeypatch, epoch_to_signal, signum=signal.SIGTERM, times=1
     monkeypatch.setattr(Trainer, "_run_epoch", run_epoch)
 
 
-@pytest.mark.parametrize("experiment", ["qmp_dnc", "mtsac"])
+@pytest.mark.parametrize("experiment", ["qmp_dnc", "mtsac", "ctpg_dnc"])
 def test_sigterm_then_resume_reproduces_the_uninterrupted_csv(tmp_path, monkeypatch, experiment):
-    full, _ = run_experiment(resolve_config(experiment, {**TINY, "log_dir": str(tmp_path / "full")}))
+    extra = {"guide_filter_start": 0} if experiment.startswith("ctpg") else {}  # every gate acts
+    full, _ = run_experiment(resolve_config(experiment, {**TINY, **extra,
+                                                         "log_dir": str(tmp_path / "full")}))
     signal_at_epoch(monkeypatch, 1)
-    trainer = build_trainer(resolve_config(experiment, {**TINY, "log_dir": str(tmp_path / "cut")}))
+    trainer = build_trainer(resolve_config(experiment, {**TINY, **extra, "log_dir": str(tmp_path / "cut")}))
     with pytest.raises(TrainingInterrupted) as stop:
         trainer.train()
     assert stop.value.exit_code == 143
