@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from learning.algorithms.dnc import SAMPLING_TYPE_CHOICES
+from learning.networks import ARCHITECTURES
 
-ARCHITECTURE_CHOICES = ("separate", "multihead", "shared")
+ARCHITECTURE_CHOICES = tuple(ARCHITECTURES)  # learning/networks' registry
 MIXTURE_CHOICES = ("qswitch", "uniform", "domain")
 QSWITCH_SCORE_CHOICES = ("q1-mean", "min-q-sample")
 

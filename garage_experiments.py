@@ -54,13 +54,13 @@ class ExperimentSpec:
 EXPERIMENTS: dict[str, ExperimentSpec] = {
     "sac": ExperimentSpec("sac", False, ("shared", "multihead"), "shared", False,
                           "Shared: one SAC agent for all tasks"),
-    "mtsac": ExperimentSpec("sac", False, ("multihead", "shared"), "multihead", True,
+    "mtsac": ExperimentSpec("sac", False, ("multihead", "shared", "shared_onehot"), "multihead", True,
                             "Parameters: multi-task SAC with per-task temperature"),
     "dnc_sac": ExperimentSpec("dnc", False, ("separate",), "separate", True,
                               "Separated: one SAC learner per task"),
     "qmp_dnc": ExperimentSpec("dnc", True, ("separate",), "separate", True,
                               "Separated + QMP"),
-    "qmp_sac": ExperimentSpec("sac", True, ("multihead",), "multihead", True,
+    "qmp_sac": ExperimentSpec("sac", True, ("multihead", "shared_onehot"), "multihead", True,
                               "Parameters + QMP (multi-head)"),
     "uds_dnc": ExperimentSpec("dnc", False, ("separate",), "separate", True,
                               "Data: Separated + unsupervised data sharing"),
@@ -68,7 +68,7 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
                                   "Data + QMP"),
     "ctpg_dnc": ExperimentSpec("dnc", False, ("separate",), "separate", True,
                                "Separated + CTPG (cross-task policy guidance)", ctpg=True),
-    "ctpg_sac": ExperimentSpec("sac", False, ("multihead",), "multihead", True,
+    "ctpg_sac": ExperimentSpec("sac", False, ("multihead", "shared_onehot"), "multihead", True,
                                "Parameters + CTPG (multi-head MTSAC with a guide; --use_pc_grad for "
                                "PCGrad + CTPG)", ctpg=True),
 }

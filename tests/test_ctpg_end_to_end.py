@@ -27,6 +27,8 @@ CASES = [
     ("ctpg_dnc", []),
     ("ctpg_sac", []),
     ("ctpg_sac", ["--use_pc_grad", "True"]),
+    ("ctpg_sac", ["--policy_architecture", "shared_onehot", "--Q_architecture", "shared_onehot",
+                  "--use_pc_grad", "True"]),  # CTPG's "PCGrad w/ CTPG" cell
     ("ctpg_dnc", ["--no_filter_gate", "True", "--no_block_gate", "True", "--no_hindsight", "True"]),
     ("ctpg_dnc", ["--guide_step", "3", "--block_gate", "success", "--guide_mask_logits", "False"]),
 ]
@@ -51,6 +53,18 @@ def test_ctpg_runs_and_logs_the_guide(tmp_path, experiment, extra):
         assert math.isfinite(float(last[key])), key
     # the guide is for collection only: evaluation has no p/ mode, the control policies act
     assert "Evaluation/SuccessRate" in last and "Evaluation/p/SuccessRate" not in last
+
+
+def test_qmp_with_a_one_hot_shared_network(tmp_path):
+    """CTPG's "MTSAC w/ QMP" cell: one shared network conditioned on the task axis."""
+    log_dir = tmp_path / "run"
+    result = CliRunner().invoke(run.cli, run.normalise_argv([
+        "qmp_sac", *TINY[:-4], "--policy_architecture", "shared_onehot", "--Q_architecture",
+        "shared_onehot", "--log_dir", str(log_dir)]))
+    assert result.exit_code == 0, result.output
+    last = read_csv(log_dir / "progress.csv")[-1]
+    other = [1.0 - float(last[f"Train/LocalPolicy{i}/MixtureProbs"]) for i in range(10)]
+    assert max(other) > 0  # some task collected with another task's policy
 
 
 def test_guides_other_tasks_policies_when_not_blocked(tmp_path):
@@ -92,7 +106,7 @@ def test_flags_reach_the_guide(tmp_path, flags, check):
 @pytest.mark.parametrize("args, message", [
     (["ctpg_dnc", "--block_gate", "never"], "--block_gate='never'; allowed: alpha, success"),
     (["ctpg_dnc", "--guide_step", "0"], "--guide_step must be a positive integer"),
-    (["ctpg_sac", "--policy_architecture", "shared"], "allowed: multihead"),
+    (["ctpg_sac", "--policy_architecture", "shared"], "allowed: multihead, shared_onehot"),
     (["ctpg_dnc", "--env", "Pendulum-v1"], "ctpg_dnc mixes the policies of several tasks"),
     (["dnc_sac", "--guide_step", "3"], "accepted by: ctpg_dnc, ctpg_sac"),
 ])

@@ -73,3 +73,20 @@ def test_shared_is_the_same_function_for_every_task():
 def test_unknown_architecture_lists_allowed():
     with pytest.raises(ValueError, match="separate, multihead, shared"):
         build_network("moe", 2, 3, (4,), 1)
+
+
+def test_shared_onehot_conditions_on_the_task_axis():
+    """Row t is the shared MLP on [x, onehot(t)], computed independently; a (1, B) input is fed to
+    every task, so policy j can act on any task's states."""
+    from learning.networks.shared_onehot import SharedOneHotMLP
+    torch.manual_seed(0)
+    net = SharedOneHotMLP(3, 4, (5,), 2)
+    x = torch.randn(1, 6, 4)
+    out = net(x)
+    w1, b1 = net.mlp.hidden[0].weight, net.mlp.hidden[0].bias
+    w2, b2 = net.mlp.output.weight, net.mlp.output.bias
+    for t in range(3):
+        inp = torch.cat([x[0], torch.eye(3)[t].expand(6, 3)], dim=-1)
+        torch.testing.assert_close(out[t], torch.relu(inp @ w1.T + b1) @ w2.T + b2)
+    assert not torch.allclose(out[0], out[1])
+    torch.testing.assert_close(net(x.expand(3, 6, 4)), out)

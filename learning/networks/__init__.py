@@ -14,11 +14,13 @@ from torch import nn
 from learning.networks.multihead import MultiheadMLP
 from learning.networks.separate import SeparateMLP
 from learning.networks.shared import SharedMLP
+from learning.networks.shared_onehot import SharedOneHotMLP
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "separate": SeparateMLP,
     "multihead": MultiheadMLP,
     "shared": SharedMLP,
+    "shared_onehot": SharedOneHotMLP,
 }
 
 
