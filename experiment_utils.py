@@ -41,6 +41,8 @@ DNC = ("dnc_sac", "qmp_dnc", "uds_dnc", "qmp_uds_dnc", "ctpg_dnc")
 UDS = ("uds_dnc", "qmp_uds_dnc")
 DISTILL = ("dnc_sac", "uds_dnc")  # the original's MoPDnC (qmp_*) never distils (§1.3)
 PC_GRAD = ("mtsac", "qmp_sac", "ctpg_sac")
+SHARING = PC_GRAD  # experiments with parameter-sharing architectures (PTSL, CARE, SM, PaCo, MOORE)
+RESIDUAL_MODES = ("none", "sum", "linear", "project")
 BLOCK_GATE_CHOICES = ("alpha", "success")
 
 
@@ -133,6 +135,21 @@ class ExperimentConfig:
                                  "of the own batch, in [0, 1)", only=UDS)
     unsupervised: bool = _f(True, "UDS: relabel shared rewards to the suite's minimum reward "
                             "(only True is supported)", only=UDS)
+    pal_dim: int = _f(50, "PTSL: size of the task-specific projected layers (50 for MT10, 32 for MT50)",
+                      only=SHARING)
+    shared_projection: bool = _f(True, "PTSL: one down/up projection pair shared by the layers",
+                                 only=SHARING)
+    residual_mode: str = _f("none", f"PTSL residual of the task path: {'|'.join(RESIDUAL_MODES)}",
+                            only=SHARING)
+    num_experts: int = _f(4, "CARE / MOORE: number of experts", only=SHARING)
+    num_param_sets: int = _f(5, "PaCo: number of shared parameter sets (5 for Meta-World, 3 for "
+                             "HalfCheetah in CTPG)", only=SHARING)
+    extreme_loss_threshold: float = _f(3000.0, "PaCo: a task whose critic loss exceeds this is left out of "
+                                       "the step and its composition reset", only=SHARING)
+    extreme_loss_after: int = _f(100_000, "PaCo: gradient steps before extreme losses are handled",
+                                 only=SHARING)
+    task_loss_weights: bool = _f(False, "weight task t's losses by T softmax(-log alpha)_t (Soft "
+                                 "Modularization's and CTPG's weighting)", only=SHARING)
     use_pc_grad: bool = _f(False, "PCGrad on policy and critic gradients (mtsac, qmp_sac)")
     skip_alpha_pc_grad: bool = _f(True, "with --use_pc_grad, leave the temperature out of PCGrad")
 

@@ -14,7 +14,7 @@ import torch
 
 import environments
 from environments.base import TaskSuite
-from experiment_utils import (ARCHITECTURE_CHOICES, BLOCK_GATE_CHOICES, DISTILL, MIXTURE_CHOICES, PC_GRAD,
+from experiment_utils import (ARCHITECTURE_CHOICES, BLOCK_GATE_CHOICES, DISTILL, RESIDUAL_MODES, MIXTURE_CHOICES, PC_GRAD,
                               QSWITCH_SCORE_CHOICES, SAMPLING_TYPE_CHOICES, UDS,
                               ExperimentConfig, check_log_dir, config_from_variant, default_target_entropy,
                               make_log_dir,
@@ -24,6 +24,7 @@ from learning.algorithms.ctpg_training import GuideTraining
 from learning.algorithms.dnc import DnCSAC, kl_coefficients
 from learning.algorithms.sac import MultiTaskSAC
 from learning.algorithms.uds import UDSSAC
+from learning.networks import TASK_CONDITIONED
 from learning.policies.behaviour import OwnPolicy
 from learning.policies.ctpg_guide import CTPGBehaviour
 from learning.policies.mixture_policies_wrapper import MixtureOfPolicies
@@ -54,13 +55,13 @@ class ExperimentSpec:
 EXPERIMENTS: dict[str, ExperimentSpec] = {
     "sac": ExperimentSpec("sac", False, ("shared", "multihead"), "shared", False,
                           "Shared: one SAC agent for all tasks"),
-    "mtsac": ExperimentSpec("sac", False, ("multihead", "shared", "shared_onehot"), "multihead", True,
+    "mtsac": ExperimentSpec("sac", False, ("shared", *TASK_CONDITIONED), "multihead", True,
                             "Parameters: multi-task SAC with per-task temperature"),
     "dnc_sac": ExperimentSpec("dnc", False, ("separate",), "separate", True,
                               "Separated: one SAC learner per task"),
     "qmp_dnc": ExperimentSpec("dnc", True, ("separate",), "separate", True,
                               "Separated + QMP"),
-    "qmp_sac": ExperimentSpec("sac", True, ("multihead", "shared_onehot"), "multihead", True,
+    "qmp_sac": ExperimentSpec("sac", True, TASK_CONDITIONED, "multihead", True,
                               "Parameters + QMP (multi-head)"),
     "uds_dnc": ExperimentSpec("dnc", False, ("separate",), "separate", True,
                               "Data: Separated + unsupervised data sharing"),
@@ -68,10 +69,23 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
                                   "Data + QMP"),
     "ctpg_dnc": ExperimentSpec("dnc", False, ("separate",), "separate", True,
                                "Separated + CTPG (cross-task policy guidance)", ctpg=True),
-    "ctpg_sac": ExperimentSpec("sac", False, ("multihead", "shared_onehot"), "multihead", True,
+    "ctpg_sac": ExperimentSpec("sac", False, TASK_CONDITIONED, "multihead", True,
                                "Parameters + CTPG (multi-head MTSAC with a guide; --use_pc_grad for "
                                "PCGrad + CTPG)", ctpg=True),
 }
+
+
+def architecture_options(config: ExperimentConfig, architecture: str) -> dict:
+    """The architecture's own keyword arguments from the flags (learning/networks)."""
+    return {"ptsl": dict(pal_dim=config.pal_dim, shared_projection=config.shared_projection,
+                         residual_mode=config.residual_mode),
+            "care": dict(num_experts=config.num_experts),
+            "moore": dict(num_experts=config.num_experts),
+            "paco": dict(num_param_sets=config.num_param_sets)}.get(architecture, {})
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def architectures(config: ExperimentConfig) -> tuple[str, str]:
@@ -119,6 +133,14 @@ def validate(config: ExperimentConfig) -> TaskSuite:
         raise ValueError(f"--vis_freq must be -1 (off) or a positive multiple of --evaluation_frequency "
                          f"({config.evaluation_frequency}), got {config.vis_freq}")
     for flag in ("vis_num", "vis_width", "vis_height", "vis_fps"):
+        if getattr(config, flag) <= 0:
+            raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
+    if config.residual_mode not in RESIDUAL_MODES:
+        raise ValueError(f"--residual_mode={config.residual_mode!r}; allowed: {', '.join(RESIDUAL_MODES)}")
+    if "ptsl" in architectures(config) and config.shared_projection and len(set(config.hidden_sizes)) > 1:
+        raise ValueError("--shared_projection True needs equal --hidden_sizes (one projection pair for "
+                         f"every layer); got {config.hidden_sizes}")
+    for flag in ("pal_dim", "num_experts", "num_param_sets"):
         if getattr(config, flag) <= 0:
             raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
     if config.snapshot_mode not in SNAPSHOT_MODES:
@@ -267,8 +289,10 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
     obs_idx = suite.network_obs_indices(raw_dim, config.include_task_id)
     policy_arch, q_arch = architectures(config)
     hidden = tuple(config.hidden_sizes)
-    policy = TanhGaussianPolicy(policy_arch, t, len(obs_idx), act_dim, hidden).to(device)
-    qf = TwinQFunction(q_arch, t, len(obs_idx), act_dim, hidden).to(device)
+    policy = TanhGaussianPolicy(policy_arch, t, len(obs_idx), act_dim, hidden,
+                                architecture_options(config, policy_arch)).to(device)
+    qf = TwinQFunction(q_arch, t, len(obs_idx), act_dim, hidden,
+                       architecture_options(config, q_arch)).to(device)
     capacity = replay_capacity_per_task(config, t)
     buffer = TaskReplayBuffer(t, capacity, len(obs_idx), act_dim, device)
     target_entropy = default_target_entropy(config, act_dim)
@@ -279,7 +303,9 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
                   target_entropy=target_entropy,
                   task_reduction="sum" if spec.family == "dnc" else "mean",
                   use_pc_grad=config.use_pc_grad, pc_grad_alpha=not config.skip_alpha_pc_grad,
-                  temperature_form=temperature_form)
+                  temperature_form=temperature_form, task_loss_weights=config.task_loss_weights,
+                  extreme_loss=((config.extreme_loss_threshold, config.extreme_loss_after)
+                                if "paco" in (policy_arch, q_arch) else None))
     if spec.family == "dnc":
         dnc = dict(buffer=buffer, kl_coeff=config.kl_coeff, sampling_type=config.sampling_type,
                    regularize_representation=config.regularize_representation,
@@ -320,7 +346,8 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
     resolved = dict(num_tasks=t, policy_architecture=policy_arch, Q_architecture=q_arch,
                     replay_buffer_size_per_task=capacity, target_entropy=target_entropy,
                     temperature_loss=temperature_form, device=str(device),
-                    evaluation_episodes_per_task=episodes)
+                    evaluation_episodes_per_task=episodes, policy_parameters=parameter_count(policy),
+                    Q_parameters=parameter_count(qf))
     log_dir = make_log_dir(config, resolved) if log_dir is None else Path(log_dir)
     recorder = video_recorder(config, suite, eval_modes, obs_idx, device, log_dir)
     return Trainer(config, suite, algorithm, behaviour, own, eval_modes, buffer, sampler,

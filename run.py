@@ -24,7 +24,8 @@ import click
 
 from experiment_utils import (ENV_PRESETS, ExperimentConfig, config_fields, default_target_entropy,
                               log_dir_base, package_versions, resolve_config, resolve_device)
-from garage_experiments import (EXPERIMENTS, architectures, build_trainer, replay_capacity_per_task,
+from garage_experiments import (EXPERIMENTS, architectures, build_trainer, parameter_count,
+                                replay_capacity_per_task,
                                 validate)
 from tools.plot import plot_command
 from tools.snapshots import evaluate_command, resume_command, train_and_report
@@ -329,6 +330,8 @@ def make_experiment_command(experiment: str) -> click.Command:
             return
         trainer = build_trainer(config)
         click.echo(f"log dir: {trainer.log_dir}")
+        click.echo(f"parameters: policy {parameter_count(trainer.algorithm.policy):,}, "
+                   f"critics {parameter_count(trainer.algorithm.qf):,}")
         train_and_report(trainer)
 
     params = [ConfigOption(f, experiment) for f in config_fields()

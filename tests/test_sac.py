@@ -191,3 +191,51 @@ def test_sac_family_and_dnc_family_temperature_forms_differ_in_the_update():
         temperature_loss(log_alpha, torch.tensor([[0.5]]), -1.5, form=form).sum().backward()
         grads[form] = float(log_alpha.grad)
     assert grads["log_alpha"] == 1.0 and abs(grads["alpha"] - 0.25) < 1e-6
+
+
+def sac_for_weights(**kw):
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy("multihead", 2, 2, 1, (8,))
+    qf = TwinQFunction("multihead", 2, 2, 1, (8,))
+    return MultiTaskSAC(policy, qf, 2, per_task_alpha=True, lr=1e-2, discount=0.9, tau=0.5,
+                        reward_scale=1.0, target_entropy=-1.0, task_reduction="mean", **kw)
+
+
+def test_task_loss_weights_scale_each_tasks_gradient_by_softmax_of_minus_log_alpha():
+    """With --task_loss_weights, task t's critic gradient is T softmax(-log alpha)_t times the plain one."""
+    grads = {}
+    for weighted in (False, True):
+        sac = sac_for_weights(task_loss_weights=weighted)
+        with torch.no_grad():
+            sac.log_alpha.copy_(torch.tensor([0.0, math.log(3.0)]))
+        sac.qf_optimizer.step = lambda: None  # keep the gradient, skip the step
+        sac.update(batch(2))
+        grads[weighted] = sac.qf.q1.heads.weight.grad.clone()  # (T, H, 1), task t's head
+    w = 2 * torch.softmax(-torch.tensor([0.0, math.log(3.0)]), 0)  # (1.5, 0.5)
+    for t in range(2):
+        torch.testing.assert_close(grads[True][t], w[t] * grads[False][t])
+
+
+def test_extreme_loss_leaves_the_task_out_and_resets_paco_only_after_the_start():
+    from learning.networks.paco import PaCoMLP
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy("paco", 2, 2, 1, (8,))
+    qf = TwinQFunction("paco", 2, 2, 1, (8,))
+    sac = MultiTaskSAC(policy, qf, 2, per_task_alpha=True, lr=1e-2, discount=0.9, tau=0.5,
+                       reward_scale=1.0, target_entropy=-1.0, task_reduction="mean",
+                       extreme_loss=(50.0, 1))
+    data = batch(2)
+    data = data._replace(reward=torch.tensor([[1.0, -2.0, 0.5], [1e3, 1e3, 1e3]]))  # task 1 explodes
+    stats = sac.update(data)  # update 0: before the start, nothing masked
+    assert "ExtremeLoss" not in stats
+    nets = [m for m in (*policy.modules(), *qf.modules()) if isinstance(m, PaCoMLP)]
+    before = [n.composition.detach().clone() for n in nets]
+    sac.qf_optimizer.step = lambda: None
+    stats = sac.update(data)
+    assert stats["ExtremeLoss"].tolist() == [0.0, 1.0]
+    head_grad = qf.q1.composition.grad  # task 1's composition row got no gradient
+    assert head_grad[1].abs().sum() == 0 and head_grad[0].abs().sum() > 0
+    for net, old in zip(nets, before):
+        assert not torch.equal(net.composition[1], old[1])  # reset
+    target = [m for m in sac.target_qf.modules() if isinstance(m, PaCoMLP)]
+    torch.testing.assert_close(target[0].composition[1], qf.q1.composition[1])

@@ -158,13 +158,21 @@ class MultiTaskSAC(nn.Module):
         pc_grad_alpha: also use PCGrad for the temperature (``--skip_alpha_pc_grad False``).
         temperature_form: ``log_alpha`` (the original's DnC family) or ``alpha`` (its SAC
             family); see :func:`temperature_loss`.
+        task_loss_weights: weight task t's critic and actor losses by
+            ``T * softmax(-log alpha)_t`` (detached), Soft Modularization's (Yang et al. 2020, §4.3)
+            and CTPG's ``alpha_weight`` reduction (anchors §1.11).
+        extreme_loss: ``(threshold, after)``: from update ``after`` on, a task whose critic loss
+            is not within ``threshold`` is left out of the critic and actor losses of that step
+            and, in networks that have ``reset_tasks`` (PaCo), its task parameters are reset
+            (PaCo §3.3; CTPG's ``mask_extreme_task``, anchors §1.4); None: off.
     """
 
     def __init__(self, policy: TanhGaussianPolicy, qf: TwinQFunction, num_tasks: int, *,
                  per_task_alpha: bool, lr: float, discount: float, tau: float,
                  reward_scale: float, target_entropy: float, task_reduction: str,
                  use_pc_grad: bool = False, pc_grad_alpha: bool = False,
-                 temperature_form: str = "log_alpha"):
+                 temperature_form: str = "log_alpha", task_loss_weights: bool = False,
+                 extreme_loss: tuple[float, int] | None = None):
         super().__init__()
         if task_reduction not in ("sum", "mean"):
             raise ValueError(f"task_reduction={task_reduction!r}; allowed: sum, mean")
@@ -172,6 +180,7 @@ class MultiTaskSAC(nn.Module):
             raise ValueError(f"temperature_form={temperature_form!r}; "
                              f"allowed: {', '.join(TEMPERATURE_FORMS)}")
         self.temperature_form = temperature_form
+        self.task_loss_weights, self.extreme_loss, self.num_updates = task_loss_weights, extreme_loss, 0
         self.policy, self.qf = policy, qf
         self.target_qf = copy.deepcopy(qf).requires_grad_(False)
         self.num_tasks = num_tasks
@@ -222,12 +231,15 @@ class MultiTaskSAC(nn.Module):
         alpha = self.alpha().detach()
         q_loss, stats = critic_loss(batch, self.policy, self.qf, self.target_qf, alpha,
                                     self.discount, self.reward_scale)
+        weights, extreme = self._task_weights(q_loss.detach())
+        q_loss = q_loss * weights
         self.qf_optimizer.zero_grad(set_to_none=True)
         self._backward(q_loss, list(self.qf.parameters()), self._qf_groups,
                        self.use_pc_grad)
         self.qf_optimizer.step()
 
         pi_loss, log_prob, pi_stats = self.actor_objective(batch, alpha)
+        pi_loss = pi_loss * weights
         self.policy_optimizer.zero_grad(set_to_none=True)
         self._backward(pi_loss, list(self.policy.parameters()),
                        self._policy_groups, self.use_pc_grad)
@@ -241,10 +253,40 @@ class MultiTaskSAC(nn.Module):
         self.alpha_optimizer.step()
 
         self.polyak_update()
+        if extreme is not None:
+            self._reset_tasks(extreme)
+            stats["ExtremeLoss"] = extreme.float()
+        self.num_updates += 1
         stats.update(pi_stats)
         stats["AlphaLoss"] = a_loss.detach()
         stats["AlphaTemperature"] = self.alpha().detach()
         return stats
+
+    def _task_weights(self, q_loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(T,) multipliers of the critic and actor losses (``task_loss_weights``, 0 for tasks with
+        an extreme loss) and the (T,) extreme mask (None while ``extreme_loss`` is off)."""
+        t = self.num_tasks
+        weights = torch.ones(t, device=q_loss.device)
+        if self.task_loss_weights:
+            weights = t * torch.softmax(-self.log_alpha.detach().expand(t), dim=0)
+        extreme = None
+        if self.extreme_loss is not None and self.num_updates >= self.extreme_loss[1]:
+            extreme = ~(q_loss.abs() <= self.extreme_loss[0])  # NaN counts as extreme
+            weights = torch.where(extreme, torch.zeros_like(weights), weights)
+        return weights, extreme
+
+    @torch.no_grad()
+    def _reset_tasks(self, extreme: torch.Tensor) -> None:
+        """Reset the extreme tasks' parameters in networks that support it (PaCo); the target
+        critics take the online critics' reset task parameters."""
+        if not bool(extreme.any()):
+            return
+        for module in (*self.policy.modules(), *self.qf.modules()):
+            if hasattr(module, "reset_tasks"):
+                module.reset_tasks(extreme)
+        for target, online in zip(self.target_qf.modules(), self.qf.modules()):
+            if hasattr(online, "composition"):
+                target.composition[extreme] = online.composition[extreme]
 
     @torch.no_grad()
     def polyak_update(self) -> None:

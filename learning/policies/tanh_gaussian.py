@@ -52,6 +52,7 @@ class TanhGaussianPolicy(nn.Module):
         obs_dim: network input size.
         act_dim: action size.
         hidden_sizes: MLP widths.
+        options: the architecture's own keyword arguments (see ``learning.networks``).
     """
 
     def __init__(
@@ -61,12 +62,13 @@ class TanhGaussianPolicy(nn.Module):
         obs_dim: int,
         act_dim: int,
         hidden_sizes: tuple[int, ...],
+        options: dict | None = None,
     ):
         super().__init__()
         self.architecture, self.num_tasks, self.act_dim = architecture, num_tasks, act_dim
         self.net = build_network(
-            architecture, num_tasks, obs_dim, hidden_sizes, 2 * act_dim, init="xavier_uniform"
-        )
+            architecture, num_tasks, obs_dim, hidden_sizes, 2 * act_dim, init="xavier_uniform",
+            options=options)
 
     def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log_std), each (T, B, act_dim), for obs (T or 1, B, obs_dim)."""

@@ -19,6 +19,7 @@ class TwinQFunction(nn.Module):
         obs_dim: network observation size.
         act_dim: action size.
         hidden_sizes: MLP widths.
+        options: the architecture's own keyword arguments (see ``learning.networks``).
     """
 
     def __init__(
@@ -28,12 +29,13 @@ class TwinQFunction(nn.Module):
         obs_dim: int,
         act_dim: int,
         hidden_sizes: tuple[int, ...],
+        options: dict | None = None,
     ):
         super().__init__()
         self.q1 = build_network(architecture, num_tasks, obs_dim + act_dim, hidden_sizes, 1,
-                                init="xavier_normal")
+                                init="xavier_normal", options=options)
         self.q2 = build_network(architecture, num_tasks, obs_dim + act_dim, hidden_sizes, 1,
-                                init="xavier_normal")
+                                init="xavier_normal", options=options)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(Q1, Q2), each (T, B), for obs (T, B, obs_dim) and action (T, B, act_dim)."""

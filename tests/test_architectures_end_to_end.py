@@ -1,0 +1,59 @@
+"""Every parameter-sharing architecture runs with mtsac, qmp_sac and ctpg_sac for a tiny budget
+(per-network behaviour: tests/test_networks*.py), and its options reach the networks."""
+
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import run
+from experiment_utils import resolve_config
+from garage_experiments import architecture_options, build_trainer
+
+ARCHS = ["ptsl", "care", "soft_modular", "paco", "moore"]
+TINY = ["--n_epochs", "1", "--batch_size", "100", "--min_buffer_size", "20",
+        "--gradient_steps_per_itr", "4", "--buffer_batch_size", "20", "--hidden_sizes", "16", "16",
+        "--num_evaluation_episodes", "10", "--num_threads", "1"]
+
+
+@pytest.mark.parametrize("experiment", ["mtsac", "qmp_sac", "ctpg_sac"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_architecture_runs(tmp_path, arch, experiment):
+    log_dir = tmp_path / "r"
+    args = [experiment, *TINY, "--policy_architecture", arch, "--Q_architecture", arch,
+            "--log_dir", str(log_dir)]
+    result = CliRunner().invoke(run.cli, run.normalise_argv(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "parameters: policy" in result.output
+    import csv
+    with open(log_dir / "progress.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    assert math.isfinite(float(last["Train/Qf1Loss"])) and math.isfinite(float(last["Evaluation/AverageReturn"]))
+
+
+@pytest.mark.parametrize("arch, flags, attribute, expected", [
+    ("ptsl", {"pal_dim": 7}, "pal_dim", 7),
+    ("ptsl", {"residual_mode": "sum"}, "residual_mode", "sum"),
+    ("paco", {"num_param_sets": 3}, "composition", (10, 3)),
+    ("moore", {"num_experts": 3}, "task_weights", (10, 3)),
+])
+def test_architecture_options_reach_the_networks(tmp_path, arch, flags, attribute, expected):
+    config = resolve_config("mtsac", {"policy_architecture": arch, "Q_architecture": arch,
+                                      "hidden_sizes": (16, 16), "log_dir": str(tmp_path / "r"), **flags})
+    assert architecture_options(config, arch)
+    trainer = build_trainer(config)
+    try:
+        for net in (trainer.algorithm.policy.net, trainer.algorithm.qf.q1):
+            value = getattr(net, attribute)
+            assert (tuple(value.shape) if isinstance(value, torch.Tensor) else value) == expected
+    finally:
+        trainer.sampler.close()
+        trainer.eval_sampler.close()
+
+
+def test_ptsl_shared_projection_needs_equal_widths(tmp_path):
+    result = CliRunner().invoke(run.cli, run.normalise_argv([
+        "mtsac", "--policy_architecture", "ptsl", "--hidden_sizes", "16", "32",
+        "--log_dir", str(tmp_path / "x")]))
+    assert result.exit_code == 2 and "--shared_projection True needs equal --hidden_sizes" in result.output
