@@ -45,6 +45,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_update.py
 	$(PY) bench/bench_collection.py
+	$(PY) bench/bench_architectures.py
 
 clean-venv:
 	rm -rf $(VENV)
