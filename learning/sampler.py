@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from environments.base import TaskSuite
 from learning.env_state import capture_vector_env, restore_vector_env
 from learning.policies.behaviour import SwitchState
 from learning.replay_buffer import TransitionBatch
+
+
+class TaskSuite(Protocol):
+    """What the sampler needs of a task suite (``environments.base.TaskSuite`` provides it; learning/
+    does not import environments)."""
+
+    num_tasks: int
+    episode_info_keys: dict[str, str]
+
+    def make_vector_env(self, envs_per_task: int, *, test: bool = False, seed: int = 0,
+                        render_mode: str | None = None) -> Any: ...
 
 
 @dataclass
