@@ -196,6 +196,12 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
                               min_buffer_size=1500, buffer_batch_size=128, lr=1e-4, hidden_sizes=(400, 400),
                               num_evaluation_episodes=256),
 }
+# CTPG's guide settings per benchmark (anchors §1.3, §1.12): the guide networks' widths (the benchmark's
+# network: 400 x 5 on Meta-World, 400 x 2 on HalfCheetah) and 128 segments per task per guide step. Only
+# the CTPG experiments have these flags, so they apply to CTPG runs only.
+for _env, _layers in (("MetaWorldMT10-v2", 5), ("MetaWorldMT50-v2", 5), ("HalfCheetahMT5-v0", 2),
+                      ("HalfCheetahMT8-v0", 2)):
+    ENV_PRESETS[_env].update(guide_hidden_sizes=(400,) * _layers, guide_batch_size=128)
 
 
 def config_fields() -> list[dataclasses.Field]:

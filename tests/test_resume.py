@@ -114,3 +114,17 @@ def test_non_finite_loss_stops_the_run_naming_task_and_loss(tmp_path, monkeypatc
     with pytest.raises(NonFiniteLossError, match=r"non-finite Qf2Loss \(nan\) for task 3 "):
         trainer.train()
     assert (trainer.log_dir / "params_nonfinite.pt").exists()
+
+
+def test_cli_exits_143_on_sigterm_with_the_message(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import run
+    signal_at_epoch(monkeypatch, 0)
+    args = ["dnc_sac", "--n_epochs", "3", "--batch_size", "100", "--min_buffer_size", "20",
+            "--gradient_steps_per_itr", "5", "--buffer_batch_size", "8", "--hidden_sizes", "8",
+            "--num_evaluation_episodes", "10", "--log_dir", str(tmp_path / "r")]
+    result = CliRunner().invoke(run.cli, run.normalise_argv(args))
+    assert result.exit_code == 143, result.output
+    assert "SIGTERM: stopped after epoch 0; snapshot of that epoch and logs in" in result.output
+    assert torch.load(tmp_path / "r" / "params.pt", weights_only=False)["epoch"] == 0
