@@ -376,8 +376,8 @@ class Trainer:
         """Restore a :meth:`save_snapshot` file; training continues at the returned epoch.
 
         Raises:
-            ValueError: if the snapshot was written by a run with another configuration shape
-                (the state dicts do not match).
+            RuntimeError: if the snapshot was written by a run with another configuration shape
+                (torch's state-dict mismatch).
         """
         state = torch.load(path, map_location=self.sampler.device, weights_only=False)
         self.algorithm.load_state_dict(state["algorithm"])
