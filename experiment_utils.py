@@ -211,7 +211,9 @@ def config_fields() -> list[dataclasses.Field]:
 def resolve_config(experiment: str, cli: dict[str, Any]) -> ExperimentConfig:
     """Defaults <- per-environment preset <- flags given on the command line (reference §1.4)."""
     env = cli.get("env") or ExperimentConfig.env
-    values = dict(ENV_PRESETS.get(env, {}))
+    only = {f.name: f.metadata.get("only") for f in dataclasses.fields(ExperimentConfig)}
+    values = {k: v for k, v in ENV_PRESETS.get(env, {}).items()  # presets of flags this experiment has
+              if only[k] is None or experiment in only[k]}
     values.update({k: v for k, v in cli.items() if v is not None})
     values["experiment"] = experiment
     return ExperimentConfig(**values)

@@ -383,3 +383,9 @@ def test_wandb_mode(environ, expected, tmp_path, monkeypatch):
     netrc_file.chmod(0o600)
     environ = {k: v.replace("<netrc>", str(netrc_file)) for k, v in environ.items()}
     assert wandb_mode(environ) == expected
+
+
+def test_presets_only_set_flags_the_experiment_has():
+    """HalfCheetah's CTPG guide presets reach ctpg_sac's config, not mtsac's."""
+    assert resolve_config("ctpg_sac", {"env": "HalfCheetahMT5-v0"}).guide_hidden_sizes == (400, 400)
+    assert resolve_config("mtsac", {"env": "HalfCheetahMT5-v0"}).guide_hidden_sizes == ()

@@ -371,3 +371,17 @@ def test_fast_iqm_equals_rliable():
     for shape in [(1, 1), (3, 1), (4, 1), (7, 3), (10, 5)]:
         x = rng.normal(size=shape)
         assert plot.iqm(x) == pytest.approx(metrics.aggregate_iqm(x))
+
+
+def test_flags_the_experiment_does_not_accept_and_provenance_do_not_split_groups(tmp_path):
+    """A CTPG guide preset recorded in an mtsac run, or another command line, is not a setting of
+    that run; a flag mtsac accepts (lr) still splits."""
+    col = {"TotalEnvSteps": steps(2), "Evaluation/SuccessRate": [0.1, 0.2]}
+    write_run(tmp_path / "a", col, experiment="mtsac", seed=0, argv=["x"], git_dirty=True)
+    write_run(tmp_path / "b", col, experiment="mtsac", seed=1, guide_hidden_sizes=[400, 400],
+              guide_batch_size=128, argv=["y"], git_dirty=False)
+    write_run(tmp_path / "c", col, experiment="mtsac", seed=2, lr=0.001)
+    groups = plot.group_runs(plot.load_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c"]))
+    assert sorted(len(g.runs) for g in groups) == [1, 2]
+    assert sorted(g.label for g in groups) == ["mtsac MazeLarge-10-v0 lr=0.0003",
+                                               "mtsac MazeLarge-10-v0 lr=0.001"]

@@ -14,7 +14,8 @@ Every figure is made from the files a run writes (``variant.json`` and ``progres
   bootstrap confidence intervals.
 
 Runs are grouped by ``variant.json``, never by directory names: runs whose settings agree except for
-the seed and bookkeeping keys (:data:`IGNORED_KEYS`) form one group. A group's label is its
+the seed, bookkeeping keys (:data:`IGNORED_KEYS`) and flags the run's experiment does not accept
+form one group. A group's label is its
 experiment, env and the settings that differ between the runs of that experiment and env.
 
 Default metric, per run: ``Evaluation/p/SuccessRate`` if the run logs it (QMP's mixture evaluation),
@@ -48,9 +49,22 @@ import numpy as np
 #: variant.json keys that do not distinguish experiments (the seed, names, paths, provenance, and
 #: settings that change speed but not the experiment).
 IGNORED_KEYS = frozenset({
-    "seed", "name", "log_dir", "resolved", "command", "git_commit", "versions",
+    "seed", "name", "log_dir", "resolved", "argv", "command", "git_commit", "git_dirty", "versions",
     "num_threads", "device", "gpu", "snapshot_gap",
 })
+
+
+@functools.cache
+def _accepted_by() -> dict[str, tuple[str, ...] | None]:
+    """Flag -> the experiments that accept it (None: every experiment), from ExperimentConfig."""
+    from experiment_utils import ExperimentConfig
+    return {f.name: f.metadata.get("only") for f in dataclasses.fields(ExperimentConfig)}
+
+
+def _irrelevant(key: str, experiment) -> bool:
+    """A flag the run's experiment does not accept (e.g. a CTPG guide preset in an mtsac run)."""
+    only = _accepted_by().get(key)
+    return only is not None and experiment not in only
 FORMATS = (".png", ".pdf")
 BOOTSTRAP_REPS = 2000
 BOOTSTRAP_SEED = 0
@@ -240,7 +254,9 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     """Runs with equal ``variant.json`` settings (apart from :data:`IGNORED_KEYS`) form one group;
     groups come sorted by label."""
     def settings(run: Run) -> dict[str, str]:
-        return {k: _canonical(v) for k, v in run.variant.items() if k not in IGNORED_KEYS}
+        experiment = run.variant.get("experiment")
+        return {k: _canonical(v) for k, v in run.variant.items()
+                if k not in IGNORED_KEYS and not _irrelevant(k, experiment)}
 
     missing = _canonical(None) + "<missing>"
     by_key: dict[tuple, list[Run]] = {}
