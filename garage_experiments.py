@@ -88,6 +88,17 @@ def parameter_count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def resolved_values(config: ExperimentConfig, num_tasks: int, act_dim: int) -> dict:
+    """Values fixed from the flags and the suite at build time (variant.json's ``resolved``):
+    architectures, replay capacity per task, target entropy, evaluation episodes per task, device."""
+    policy_arch, q_arch = architectures(config)
+    return dict(num_tasks=num_tasks, policy_architecture=policy_arch, Q_architecture=q_arch,
+                replay_buffer_size_per_task=replay_capacity_per_task(config, num_tasks),
+                target_entropy=default_target_entropy(config, act_dim),
+                evaluation_episodes_per_task=max(1, config.num_evaluation_episodes // num_tasks),
+                device=str(resolve_device(config.device, config.gpu)))
+
+
 def architectures(config: ExperimentConfig) -> tuple[str, str]:
     spec = EXPERIMENTS[config.experiment]
     return (config.policy_architecture or spec.default_architecture,
@@ -343,11 +354,8 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
                       discount=config.discount)
     eval_sampler = Sampler(suite, min(episodes, max(1, EVAL_ENV_BUDGET // t)), obs_idx, device,
                            config.seed + 10_000, test=True, discount=config.discount)
-    resolved = dict(num_tasks=t, policy_architecture=policy_arch, Q_architecture=q_arch,
-                    replay_buffer_size_per_task=capacity, target_entropy=target_entropy,
-                    temperature_loss=temperature_form, device=str(device),
-                    evaluation_episodes_per_task=episodes, policy_parameters=parameter_count(policy),
-                    Q_parameters=parameter_count(qf))
+    resolved = dict(resolved_values(config, t, act_dim), temperature_loss=temperature_form,
+                    policy_parameters=parameter_count(policy), Q_parameters=parameter_count(qf))
     log_dir = make_log_dir(config, resolved) if log_dir is None else Path(log_dir)
     recorder = video_recorder(config, suite, eval_modes, obs_idx, device, log_dir)
     return Trainer(config, suite, algorithm, behaviour, own, eval_modes, buffer, sampler,
@@ -437,8 +445,7 @@ def prepare_resume(log_dir: Path | str, n_epochs: int | None = None) -> Trainer:
     trainer = build_trainer(config, log_dir)
     start = trainer.load_snapshot(snapshot)
     if start >= config.n_epochs:
-        trainer.sampler.close()
-        trainer.eval_sampler.close()
+        trainer.close()
         raise ValueError(f"{log_dir} already ran {start} of --n_epochs {config.n_epochs} epochs; "
                          "pass --n_epochs N (larger) to continue it")
     (log_dir / "final_evaluation.json").unlink(missing_ok=True)

@@ -22,11 +22,9 @@ from typing import Any
 
 import click
 
-from experiment_utils import (ENV_PRESETS, ExperimentConfig, config_fields, default_target_entropy,
-                              log_dir_base, package_versions, resolve_config, resolve_device)
-from garage_experiments import (EXPERIMENTS, architectures, build_trainer, parameter_count,
-                                replay_capacity_per_task,
-                                validate)
+from experiment_utils import (ENV_PRESETS, ExperimentConfig, config_fields, log_dir_base,
+                              package_versions, resolve_config)
+from garage_experiments import EXPERIMENTS, build_trainer, parameter_count, resolved_values, validate
 from tools.plot import plot_command
 from tools.snapshots import evaluate_command, resume_command, train_and_report
 from tools.sweep import sweep_command
@@ -304,15 +302,11 @@ def dry_run_report(config: ExperimentConfig, suite) -> dict[str, Any]:
     """Every field after presets, plus the values resolved from the suite (as variant.json)."""
     info = SuiteInfoCache().get(config.env, suite, tuple(config.sparse_tasks))
     t = suite.num_tasks
-    policy_arch, q_arch = architectures(config)
     resolved = dict(
-        num_tasks=t, policy_architecture=policy_arch, Q_architecture=q_arch,
-        replay_buffer_size_per_task=replay_capacity_per_task(config, t),
-        target_entropy=default_target_entropy(config, info["action_dim"]),
-        evaluation_episodes_per_task=max(1, config.num_evaluation_episodes // t),
+        resolved_values(config, t, info["action_dim"]),
         network_obs_dim=info["network_obs_dim"] + (t if config.include_task_id else 0),
         action_dim=info["action_dim"], max_episode_steps=suite.max_episode_steps,
-        device=str(resolve_device(config.device, config.gpu)), log_dir=str(log_dir_base(config)))
+        log_dir=str(log_dir_base(config)))
     return {**config.to_dict(), "resolved": resolved}
 
 

@@ -168,9 +168,13 @@ class Trainer:
             for out in outputs:
                 dowel.logger.remove_output_type(type(out))
                 out.close()
-            self.sampler.close()
-            self.eval_sampler.close()
+            self.close()
         return self.final_evaluation
+
+    def close(self) -> None:
+        """Close the training and evaluation envs (done by :meth:`train` when it returns)."""
+        self.sampler.close()
+        self.eval_sampler.close()
 
     def _snapshot_due(self, epoch: int) -> bool:
         """Every ``--snapshot_gap`` epochs, every epoch with ``--snapshot_mode all``, and before

@@ -48,8 +48,7 @@ def test_architecture_options_reach_the_networks(tmp_path, arch, flags, attribut
             value = getattr(net, attribute)
             assert (tuple(value.shape) if isinstance(value, torch.Tensor) else value) == expected
     finally:
-        trainer.sampler.close()
-        trainer.eval_sampler.close()
+        trainer.close()
 
 
 def test_ptsl_shared_projection_needs_equal_widths(tmp_path):

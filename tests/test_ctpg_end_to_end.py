@@ -99,8 +99,7 @@ def test_flags_reach_the_guide(tmp_path, flags, check):
         assert set(trainer.eval_modes) == {""} and isinstance(trainer.eval_modes[""], OwnPolicy)
         assert check(trainer)
     finally:
-        trainer.sampler.close()
-        trainer.eval_sampler.close()
+        trainer.close()
 
 
 @pytest.mark.parametrize("args, message", [

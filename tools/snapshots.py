@@ -79,8 +79,7 @@ def evaluate_run(log_dir: Path | str, episodes: int | None = None, modes=("mop",
                               num_videos=trainer.num_tasks, width=config.vis_width,
                               height=config.vis_height, fps=config.vis_fps, seed=config.seed + 30_000)
     finally:
-        trainer.sampler.close()
-        trainer.eval_sampler.close()
+        trainer.close()
     return results
 
 
