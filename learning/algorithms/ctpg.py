@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from learning.algorithms.optim import adam
 from learning.algorithms.sac import batch_mean
 from learning.networks import build_network
 from learning.policies.tanh_gaussian import TanhGaussianPolicy, tanh_gaussian_log_prob
@@ -294,10 +295,10 @@ class CTPGGuide(nn.Module):
         self.temperature_form, self.task_reduction = temperature_form, task_reduction
         device = next(actor.parameters()).device
         self.log_alpha = nn.Parameter(torch.full((num_tasks,), math.log(init_alpha), device=device))
-        self.actor_optimizer = torch.optim.Adam(actor.parameters(), lr=lr)
-        self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
-        self.comparable_optimizer = torch.optim.Adam(comparable_critic.parameters(), lr=lr)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=lr)
+        self.actor_optimizer = adam(actor.parameters(), lr=lr)
+        self.critic_optimizer = adam(critic.parameters(), lr=lr)
+        self.comparable_optimizer = adam(comparable_critic.parameters(), lr=lr)
+        self.alpha_optimizer = adam([self.log_alpha], lr=lr)
 
     @classmethod
     def build(cls, architecture: str, num_tasks: int, obs_dim: int, hidden_sizes: tuple[int, ...],

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from learning.algorithms.optim import adam
 from learning.algorithms.sac import MultiTaskSAC, Stats, actor_loss
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.replay_buffer import TaskReplayBuffer, TransitionBatch
@@ -289,7 +290,7 @@ class DnCSAC(MultiTaskSAC):
         self.distillation_period, self.distillation_n_epochs = distillation_period, distillation_n_epochs
         if distillation_period:
             self.centroid = centroid_policy(self.policy, 0)
-            self.centroid_optimizer = torch.optim.Adam(
+            self.centroid_optimizer = adam(
                 self.centroid.parameters(), lr=self.policy_optimizer.param_groups[0]["lr"])
 
     def actor_objective(self, batch: TransitionBatch, alpha: torch.Tensor):

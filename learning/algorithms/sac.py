@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from learning.algorithms import pcgrad
+from learning.algorithms.optim import adam
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.q_functions.twin_q import TwinQFunction
 from learning.replay_buffer import TransitionBatch
@@ -188,9 +189,9 @@ class MultiTaskSAC(nn.Module):
         self.log_alpha = nn.Parameter(torch.zeros(num_tasks if per_task_alpha else 1, device=device))
         self.discount, self.tau, self.reward_scale = discount, tau, reward_scale
         self.target_entropy, self.task_reduction = target_entropy, task_reduction
-        self.policy_optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
-        self.qf_optimizer = torch.optim.Adam(qf.parameters(), lr=lr)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=lr)
+        self.policy_optimizer = adam(policy.parameters(), lr=lr)
+        self.qf_optimizer = adam(qf.parameters(), lr=lr)
+        self.alpha_optimizer = adam([self.log_alpha], lr=lr)
         self.use_pc_grad, self.pc_grad_alpha = use_pc_grad, use_pc_grad and pc_grad_alpha
         self._policy_groups = self._qf_groups = self._alpha_groups = None
         if use_pc_grad:

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue 12 / docs/results.md "Multistage Reacher": Separated + QMP (qmp_dnc), Separated (dnc_sac) and
+# DnC regularisation only (dnc_sac --kl_coeff 0.001) on JacoReachMT5-v1 with its preset, 0.5 M env
+# steps (50k warm-up + 450 epochs x 1000 steps), seeds 0-2, evaluation every 5 epochs.
+# Re-running continues: finished trials are skipped, interrupted ones resumed from their snapshot
+# (replay buffer and env states included, every 25 epochs and on SIGINT/SIGTERM).
+# Usage: scripts/repro_jaco.sh [WORKERS]   (default 2; each worker uses one thread)
+# Env: PYTHON (default python), ROOT (default data/repro_jaco), SEEDS (default "0 1 2"), N_EPOCHS (451).
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-python}
+ROOT=${ROOT:-data/repro_jaco}
+SEEDS=${SEEDS:-0 1 2}
+N_EPOCHS=${N_EPOCHS:-451}
+workers=${1:-2}
+mkdir -p "$ROOT"
+trial() {  # trial NAME EXPERIMENT [FLAGS...]
+  local name=$1 experiment=$2; shift 2
+  local dir="$ROOT/$name"
+  if [ -f "$dir/final_evaluation.json" ]; then echo "done: $name"; return 0; fi
+  if [ -f "$dir/params.pt" ]; then
+    echo "resume: $name"
+    "$PYTHON" run.py resume "$dir" >>"$ROOT/$name.log" 2>&1
+  else
+    echo "start: $name"
+    rm -rf "$dir"
+    "$PYTHON" run.py "$experiment" --env=JacoReachMT5-v1 "$@" --log_dir "$dir" \
+      --n_epochs "$N_EPOCHS" --evaluation_frequency 5 --num_threads 1 \
+      --snapshot_buffer --snapshot_gap 25 >>"$ROOT/$name.log" 2>&1
+  fi
+  echo "exit $?: $name"
+}
+export -f trial; export PYTHON ROOT N_EPOCHS
+for seed in $SEEDS; do
+  echo "qmp_dnc_s$seed qmp_dnc --seed $seed"
+  echo "dnc_sac_s$seed dnc_sac --seed $seed"
+  echo "dnc_reg_s$seed dnc_sac --seed $seed --kl_coeff 0.001"
+done | xargs -P "$workers" -L 1 bash -c 'trial "$@"' _
