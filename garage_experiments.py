@@ -77,9 +77,11 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
 
 def architecture_options(config: ExperimentConfig, architecture: str) -> dict:
     """The architecture's own keyword arguments from the flags (learning/networks)."""
-    return {"ptsl": dict(pal_dim=config.pal_dim, shared_projection=config.shared_projection,
-                         residual_mode=config.residual_mode),
+    ptsl = dict(pal_dim=config.pal_dim, shared_projection=config.shared_projection,
+                residual_mode=config.residual_mode)
+    return {"ptsl": ptsl,
             "care": dict(num_experts=config.num_experts),
+            "care_ptsl": dict(num_experts=config.num_experts, **ptsl),
             "moore": dict(num_experts=config.num_experts),
             "paco": dict(num_param_sets=config.num_param_sets)}.get(architecture, {})
 
@@ -148,7 +150,7 @@ def validate(config: ExperimentConfig) -> TaskSuite:
             raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
     if config.residual_mode not in RESIDUAL_MODES:
         raise ValueError(f"--residual_mode={config.residual_mode!r}; allowed: {', '.join(RESIDUAL_MODES)}")
-    if "ptsl" in architectures(config) and config.shared_projection and len(set(config.hidden_sizes)) > 1:
+    if {"ptsl", "care_ptsl"} & set(architectures(config)) and config.shared_projection and len(set(config.hidden_sizes)) > 1:
         raise ValueError("--shared_projection True needs equal --hidden_sizes (one projection pair for "
                          f"every layer); got {config.hidden_sizes}")
     for flag in ("pal_dim", "num_experts", "num_param_sets"):

@@ -11,7 +11,7 @@ import run
 from experiment_utils import resolve_config
 from garage_experiments import architecture_options, build_trainer
 
-ARCHS = ["ptsl", "care", "soft_modular", "paco", "moore"]
+ARCHS = ["ptsl", "care", "care_ptsl", "soft_modular", "paco", "moore"]
 TINY = ["--n_epochs", "1", "--batch_size", "100", "--min_buffer_size", "20",
         "--gradient_steps_per_itr", "4", "--buffer_batch_size", "20", "--hidden_sizes", "16", "16",
         "--num_evaluation_episodes", "10", "--num_threads", "1"]
@@ -56,3 +56,15 @@ def test_ptsl_shared_projection_needs_equal_widths(tmp_path):
         "mtsac", "--policy_architecture", "ptsl", "--hidden_sizes", "16", "32",
         "--log_dir", str(tmp_path / "x")]))
     assert result.exit_code == 2 and "--shared_projection True needs equal --hidden_sizes" in result.output
+
+
+def test_care_ptsl_options_reach_both_parts(tmp_path):
+    config = resolve_config("mtsac", {"policy_architecture": "care_ptsl", "Q_architecture": "care_ptsl",
+                                      "hidden_sizes": (16, 16), "log_dir": str(tmp_path / "r"),
+                                      "pal_dim": 7, "num_experts": 3, "residual_mode": "linear"})
+    trainer = build_trainer(config)
+    try:
+        for net in (trainer.algorithm.policy.net, trainer.algorithm.qf.q1):
+            assert (net.trunk.pal_dim, net.trunk.residual_mode, net.experts[0].weight.shape[0]) == (7, "linear", 3)
+    finally:
+        trainer.close()

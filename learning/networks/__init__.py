@@ -12,6 +12,7 @@ from typing import Any, Callable
 from torch import nn
 
 from learning.networks.care import CAREMLP
+from learning.networks.care_ptsl import CAREPTSLMLP
 from learning.networks.moore import MOOREMLP
 from learning.networks.multihead import MultiheadMLP
 from learning.networks.paco import PaCoMLP
@@ -28,13 +29,15 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "shared_onehot": SharedOneHotMLP,
     "ptsl": PTSLMLP,
     "care": CAREMLP,
+    "care_ptsl": CAREPTSLMLP,
     "soft_modular": SoftModularMLP,
     "paco": PaCoMLP,
     "moore": MOOREMLP,
 }
 # Architectures that share parameters across tasks and give every task its own output row
 # (usable by mtsac, qmp_sac and ctpg_sac: each can act as T task policies).
-TASK_CONDITIONED = ("multihead", "shared_onehot", "ptsl", "care", "soft_modular", "paco", "moore")
+TASK_CONDITIONED = ("multihead", "shared_onehot", "ptsl", "care", "care_ptsl", "soft_modular", "paco",
+                    "moore")
 
 
 def build_network(
