@@ -43,9 +43,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
-	$(PY) bench/bench_update.py
-	$(PY) bench/bench_collection.py
-	$(PY) bench/bench_architectures.py
+	$(PY) -m bench
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Benchmarks (``python -m bench`` runs the harness in bench/__main__.py)."""

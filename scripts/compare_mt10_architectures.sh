@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# docs/results.md "MT10 architectures": MT-SAC, SAC + PTSL, CARE, CARE + PTSL and Soft Modularization
+# with mtsac on MetaWorldMT10-v2 at a small budget: the PTSL README's settings (batch 1280, 400 x 3 or
+# the parameter-matched widths, lr 3e-4, 10 evaluation episodes), 6 epochs x 5000 env steps (3k per
+# task) with 500 updates each (one update per vector step of the 10 envs, as mtrl).
+# Finished trials are skipped on re-launch.
+# Usage: scripts/compare_mt10_architectures.sh [WORKERS]   Env: PYTHON, ROOT, SEEDS ("0 1"), BUDGET.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-python}
+ROOT=${ROOT:-data/mt10_architectures}
+SEEDS=${SEEDS:-0 1}
+BUDGET=${BUDGET:---n_epochs 6 --steps_per_epoch 1 --batch_size 5000 --gradient_steps_per_itr 500 --min_buffer_size 500}
+workers=${1:-2}
+mkdir -p "$ROOT"
+trial() {  # trial NAME SEED ARCHITECTURE [FLAGS...]
+  local name=$1 seed=$2 arch=$3; shift 3
+  local dir="$ROOT/${name}_s$seed"
+  if [ -f "$dir/final_evaluation.json" ]; then echo "done: $name s$seed"; return 0; fi
+  rm -rf "$dir"; echo "start: $name s$seed"
+  # shellcheck disable=SC2086
+  "$PYTHON" run.py mtsac --env=MetaWorldMT10-v2 --seed "$seed" --policy_architecture "$arch" \
+    --Q_architecture "$arch" "$@" --buffer_batch_size 1280 --lr 3e-4 --num_evaluation_episodes 10 \
+    $BUDGET --num_threads 1 --log_dir "$dir" >"$dir.log" 2>&1
+  echo "exit $?: $name s$seed"
+}
+export -f trial; export PYTHON ROOT BUDGET
+for seed in $SEEDS; do
+  echo "mtsac $seed shared_onehot --hidden_sizes 400 400 400"
+  echo "sac_ptsl $seed ptsl --pal_dim 50 --hidden_sizes 367 367 367"
+  echo "care $seed care --hidden_sizes 400 400 400"
+  echo "care_ptsl $seed care_ptsl --pal_dim 50 --hidden_sizes 326 326 326"
+  echo "soft_modular $seed soft_modular --task_loss_weights True"
+done | xargs -P "$workers" -L 1 bash -c 'trial "$@"' _
