@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # (8-9 s per epoch), plus about 90 s to create the venv the first time.
 RUN_FLAGS ?= --n_epochs 40 --num_evaluation_episodes 50 --name quickstart
 
-.PHONY: venv run test lint bench clean-venv
+.PHONY: venv run test test-cuda lint bench clean-venv
 
 # (Re)create the venv when it is missing, or when requirements.txt or pyproject.toml is newer than
 # the last install. The project itself is installed editable (setuptools >= 70.1 builds it without
@@ -38,6 +38,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The --device cuda hot path (tests/test_cuda.py); every test is skipped, with the reason, without CUDA.
+test-cuda: $(STAMP)
+	$(PY) -m pytest -q tests/test_cuda.py -rs
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -88,6 +88,9 @@ class ExperimentConfig:
                                         "DnC family; 1e6 // T per task for sac, mtsac and qmp_sac, "
                                         "whose original keeps one 1e6 buffer for all tasks)")
     envs_per_task: int = _f(1, "parallel training envs per task")
+    n_workers: int = _f(1, "processes that step the envs, 1..T * --envs_per_task (1: in this process; "
+                        "N > 1: N worker processes, each stepping a contiguous slice of the envs; same "
+                        "results; the evaluation envs use min(N, their number) workers)")
     num_threads: int = _f(0, "torch intra-op threads for updates (0: torch's default, one per core); "
                           "use 1 when several runs share the cores")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N (auto picks CUDA when present)")

@@ -239,6 +239,9 @@ def validate(config: ExperimentConfig) -> TaskSuite:
     if (spec.qmp or spec.ctpg) and t < 2:
         raise ValueError(f"{config.experiment} mixes the policies of several tasks but --env={config.env} "
                          f"has {t} task; use a multi-task suite ({', '.join(environments.known_env_ids())})")
+    if not 1 <= config.n_workers <= t * config.envs_per_task:
+        raise ValueError(f"--n_workers must be in 1..{t * config.envs_per_task} (at most one worker per env: "
+                         f"{t} tasks x --envs_per_task {config.envs_per_task}), got {config.n_workers}")
     if config.num_evaluation_episodes < t:
         raise ValueError(f"--num_evaluation_episodes must be at least the number of tasks ({t}) of "
                          f"{config.env}: episodes are split evenly over tasks, "
@@ -307,7 +310,8 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
     qf = TwinQFunction(q_arch, t, len(obs_idx), act_dim, hidden,
                        architecture_options(config, q_arch)).to(device)
     capacity = replay_capacity_per_task(config, t)
-    buffer = TaskReplayBuffer(t, capacity, len(obs_idx), act_dim, device)
+    buffer = TaskReplayBuffer(t, capacity, len(obs_idx), act_dim, device,
+                              stream_width=config.envs_per_task)
     target_entropy = default_target_entropy(config, act_dim)
     # The original's SAC family steps alpha, its DnC family log alpha (reference §3.1 step 3).
     temperature_form = "log_alpha" if spec.family == "dnc" else "alpha"
@@ -352,17 +356,27 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
                                               capacity, device)
         behaviour = guide_training.behaviour
     episodes = max(1, config.num_evaluation_episodes // t)
-    sampler = Sampler(suite, config.envs_per_task, obs_idx, device, config.seed,
-                      discount=config.discount)
-    eval_sampler = Sampler(suite, min(episodes, max(1, EVAL_ENV_BUDGET // t)), obs_idx, device,
-                           config.seed + 10_000, test=True, discount=config.discount)
-    resolved = dict(resolved_values(config, t, act_dim), temperature_loss=temperature_form,
-                    policy_parameters=parameter_count(policy), Q_parameters=parameter_count(qf))
-    log_dir = make_log_dir(config, resolved) if log_dir is None else Path(log_dir)
-    recorder = video_recorder(config, suite, eval_modes, obs_idx, device, log_dir)
-    return Trainer(config, suite, algorithm, behaviour, own, eval_modes, buffer, sampler,
-                   eval_sampler, schedule, log_dir, on_evaluation=recorder,
-                   guide_training=guide_training)
+    # --n_workers: the vector envs step their sub-envs in that many processes (at most one per env)
+    eval_envs = min(episodes, max(1, EVAL_ENV_BUDGET // t))
+    sampler = Sampler(dataclasses.replace(suite, n_workers=config.n_workers), config.envs_per_task,
+                      obs_idx, device, config.seed, discount=config.discount)
+    eval_sampler = None
+    try:
+        eval_sampler = Sampler(dataclasses.replace(suite, n_workers=min(config.n_workers, t * eval_envs)),
+                               eval_envs, obs_idx, device, config.seed + 10_000, test=True,
+                               discount=config.discount)
+        resolved = dict(resolved_values(config, t, act_dim), temperature_loss=temperature_form,
+                        policy_parameters=parameter_count(policy), Q_parameters=parameter_count(qf))
+        log_dir = make_log_dir(config, resolved) if log_dir is None else Path(log_dir)
+        recorder = video_recorder(config, suite, eval_modes, obs_idx, device, log_dir)
+        return Trainer(config, suite, algorithm, behaviour, own, eval_modes, buffer, sampler,
+                       eval_sampler, schedule, log_dir, on_evaluation=recorder,
+                       guide_training=guide_training)
+    except BaseException:  # no env worker process outlives a failed build
+        for built in (sampler, eval_sampler):
+            if built is not None:
+                built.close()
+        raise
 
 
 def build_guide_training(config: ExperimentConfig, algorithm: MultiTaskSAC, schedule: Schedule,

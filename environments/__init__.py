@@ -2,7 +2,8 @@
 
 ``gymnasium.make(ID, task=k)`` gives task k's env (one-hot appended, time limit applied);
 ``gymnasium.make_vec(ID, num_envs=E)`` gives all T tasks in one SyncVectorEnv with E
-copies per task (T * E sub-envs, task-major). :func:`get_suite` returns the
+copies per task (T * E sub-envs, task-major; ``n_workers=N`` steps them in N processes,
+:mod:`environments.workers`). :func:`get_suite` returns the
 :class:`~environments.base.TaskSuite` the learner uses. Any registered gymnasium id with a
 Box action space also works as a one-task suite (e.g. ``HalfCheetah-v5``).
 """
@@ -90,10 +91,11 @@ def _make_vector(
     seed: int = 0,
     sparse_tasks: tuple[int, ...] = (),
     render_mode: str | None = None,
+    n_workers: int = 1,
     **_: Any,
 ) -> gym.vector.VectorEnv:
     return get_suite(suite_id, sparse_tasks).make_vector_env(
-        num_envs, test=test, seed=seed, render_mode=render_mode
+        num_envs, test=test, seed=seed, render_mode=render_mode, n_workers=n_workers
     )
 
 

@@ -52,6 +52,9 @@ class TaskSuite:
             to the logged metric name, e.g. ``{"stages_completed": "StagesCompleted"}``.
         domain_mixture: optional (T, T) row-stochastic matrix for QMP-Domain.
         success_is_meaningful: False for suites such as HalfCheetah where return is the metric.
+        n_workers: worker processes that step the sub-envs of :meth:`make_vector_env`'s vector
+            envs (``--n_workers``; 1: in-process). ``dataclasses.replace(suite, n_workers=N)``
+            sets it for every vector env the learner builds from the suite.
     """
 
     env_id: str
@@ -63,6 +66,7 @@ class TaskSuite:
     episode_info_keys: dict[str, str] = field(default_factory=dict)
     domain_mixture: np.ndarray | None = None
     success_is_meaningful: bool = True
+    n_workers: int = 1
 
     @property
     def num_tasks(self) -> int:
@@ -96,17 +100,29 @@ class TaskSuite:
         test: bool = False,
         seed: int = 0,
         render_mode: str | None = None,
-    ) -> gym.vector.SyncVectorEnv:
-        """All tasks in one SyncVectorEnv with T * envs_per_task sub-envs, task-major.
+        n_workers: int | None = None,
+    ) -> gym.vector.VectorEnv:
+        """All tasks in one vector env with T * envs_per_task sub-envs, task-major.
 
         Sub-env ``t * envs_per_task + e`` is copy ``e`` of task ``t``. Autoreset is
         ``SAME_STEP``: the final observation of an episode is in ``info["final_obs"]``.
+        With one worker (``n_workers``, default the suite's :attr:`n_workers`) it is an in-process
+        ``SyncVectorEnv``; with N > 1 a :class:`~environments.workers.WorkerVectorEnv` stepping
+        N contiguous slices of the sub-envs in N processes, with the same interface and results.
+
+        Raises:
+            ValueError: ``n_workers`` not in ``[1, T * envs_per_task]``.
         """
         fns = [
             (lambda t=t: self.make_env(t, test=test, seed=seed, render_mode=render_mode))
             for t in range(self.num_tasks)
             for _ in range(envs_per_task)
         ]
+        n_workers = self.n_workers if n_workers is None else n_workers
+        if n_workers != 1:
+            from environments.workers import WorkerVectorEnv
+
+            return WorkerVectorEnv(fns, n_workers)
         return gym.vector.SyncVectorEnv(
             fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
         )

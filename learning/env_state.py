@@ -1,5 +1,6 @@
-"""Capture and restore the state of a gymnasium ``SyncVectorEnv`` of MuJoCo (or pure-Python) envs,
-so that a resumed run continues the interrupted episodes exactly (``--snapshot_buffer``).
+"""Capture and restore the state of a gymnasium ``SyncVectorEnv`` of MuJoCo (or pure-Python) envs
+(or of ``environments.workers.WorkerVectorEnv``, whose workers run the same functions), so that
+a resumed run continues the interrupted episodes exactly (``--snapshot_buffer``).
 
 Pickling the envs does not work in general: gymnasium's MuJoCo envs pickle as constructor
 arguments (EzPickle), so the simulator state is lost, and models with meshes pickle to hundreds of
@@ -89,20 +90,31 @@ def restore_env(env, state: list[dict[str, Any]]) -> None:
             # and a forward pass here changes the result in the last bits.
 
 
+def _map_sub_envs(vector_env, fn, args=None) -> list:
+    """``fn(sub_env)`` (or ``fn(sub_env, args[i])``) for every sub-env, in order: in this process
+    for a ``SyncVectorEnv``, in the worker processes for a vector env with ``map_envs``
+    (``environments.workers.WorkerVectorEnv``, ``--n_workers`` > 1)."""
+    if hasattr(vector_env, "map_envs"):
+        return vector_env.map_envs(fn, args)
+    envs = vector_env.envs
+    return [fn(e) for e in envs] if args is None else [fn(e, a) for e, a in zip(envs, args)]
+
+
 def capture_vector_env(vector_env) -> dict[str, Any]:
-    """State of every sub-env of a ``SyncVectorEnv`` plus its autoreset flags."""
-    return {"envs": [capture_env(e) for e in vector_env.envs],
+    """State of every sub-env of a ``SyncVectorEnv`` (or a worker vector env) plus its autoreset
+    flags."""
+    return {"envs": _map_sub_envs(vector_env, capture_env),
             "autoreset": np.array(vector_env._autoreset_envs, copy=True)}
 
 
 def restore_vector_env(vector_env, state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_vector_env`.
+    """Inverse of :func:`capture_vector_env`; the state may come from a run with another number of
+    env workers.
 
     Raises:
         ValueError: if the number of sub-envs differs.
     """
-    if len(state["envs"]) != len(vector_env.envs):
-        raise ValueError(f"saved {len(state['envs'])} sub-envs, the vector env has {len(vector_env.envs)}")
-    for env, saved in zip(vector_env.envs, state["envs"]):
-        restore_env(env, saved)
+    if len(state["envs"]) != vector_env.num_envs:
+        raise ValueError(f"saved {len(state['envs'])} sub-envs, the vector env has {vector_env.num_envs}")
+    _map_sub_envs(vector_env, restore_env, state["envs"])
     vector_env._autoreset_envs[:] = state["autoreset"]

@@ -352,6 +352,7 @@ class Trainer:
             "algorithm": self.algorithm.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in _optimizers(self.algorithm)},
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
                     "python": random.getstate()},
             "switch_state": {"choice": self.switch_state.choice.cpu(),
                              "since_reset": self.switch_state.since_reset.cpu(),
@@ -388,7 +389,9 @@ class Trainer:
         optimizers = dict(_optimizers(self.algorithm))
         for name, opt_state in state["optimizers"].items():
             optimizers[name].load_state_dict(opt_state)
-        torch.set_rng_state(state["rng"]["torch"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())  # map_location moved it to the device
+        if state["rng"].get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
         self.switch_state.choice.copy_(state["switch_state"]["choice"])

@@ -148,7 +148,7 @@ def test_transitions_go_to_the_acting_task_row_whatever_policy_acted():
     assert torch.equal(counts, expected_counts)
     buffer = TaskReplayBuffer(NUM_TASKS, 100, OBS_DIM, 1)
     buffer.add(batch)
-    stored = buffer.state_dict()
+    stored = buffer.transitions()._asdict()
     for i in range(NUM_TASKS):
         one_hot = torch.zeros(NUM_TASKS)
         one_hot[i] = 1.0
