@@ -81,6 +81,12 @@ def step_info_values(info: dict, key: str, done: np.ndarray, default: float = 0.
 class Sampler:
     """Steps T * E envs with a behaviour policy and accounts finished episodes per task.
 
+    Per step the hot path does one host-to-device copy of the network observations (none on the
+    CPU, where the tensor shares the numpy array), one batched ``behaviour.act`` and one copy of
+    the actions back; everything else (next observations, rewards, terminal flags, episode
+    statistics) stays in numpy and :meth:`collect` writes it into preallocated arrays that become
+    the batch's tensors once, at the end (bench/bench_collection.py).
+
     Args:
         suite: the task suite.
         envs_per_task: E.
@@ -96,16 +102,43 @@ class Sampler:
         self.suite, self.envs_per_task, self.device = suite, envs_per_task, device
         self.num_tasks = suite.num_tasks
         self.obs_indices = torch.as_tensor(obs_indices, device=device)
+        self._obs_idx = np.asarray(torch.as_tensor(obs_indices).cpu(), dtype=np.int64).reshape(-1)
+        self._on_cpu = torch.device(device).type == "cpu"
         self.discount = discount
         self.env = suite.make_vector_env(envs_per_task, test=test, seed=seed)
         self.extra_keys = tuple(suite.episode_info_keys)
+        self._averaged_keys = {k: suite.episode_info_keys[k] == "Velocity" for k in self.extra_keys}
         obs, _ = self.env.reset(seed=seed)
-        self._obs = self._to_tensor(obs)
+        self._set_obs(obs)
         shape = (self.num_tasks, envs_per_task)
         self._ep_return, self._ep_disc = np.zeros(shape), np.zeros(shape)
         self._ep_len = np.zeros(shape, dtype=np.int64)
         self._ep_success = np.zeros(shape, dtype=bool)
         self._ep_extra_sum = {k: np.zeros(shape) for k in self.extra_keys}
+
+    # ------------------------------------------------------------------ observations
+    def _select(self, raw32: np.ndarray) -> np.ndarray:
+        """(N, raw_dim) float32 -> (N, obs_dim) network observation (a new array)."""
+        return raw32[:, self._obs_idx]
+
+    def _set_obs(self, raw) -> None:
+        """Current raw observations (N, raw_dim), any dtype: kept as float32 (T, E, raw_dim) and
+        as the network observation (T, E, obs_dim), numpy and torch (on ``device``)."""
+        raw32 = np.array(raw, dtype=np.float32)  # a copy: the env may reuse its buffer
+        self._set_obs32(raw32, self._select(raw32))
+
+    def _set_obs32(self, raw32: np.ndarray, net: np.ndarray) -> None:
+        t, e = self.num_tasks, self.envs_per_task
+        self._raw_np = raw32.reshape(t, e, -1)
+        self._net_np = net.reshape(t, e, -1)
+        net_t = torch.from_numpy(self._net_np)
+        self._net_t = net_t if self._on_cpu else net_t.to(self.device)
+
+    @property
+    def _obs(self) -> torch.Tensor:
+        """Raw observations (T, E, raw_dim) float32 on ``device``."""
+        raw = torch.from_numpy(self._raw_np)
+        return raw if self._on_cpu else raw.to(self.device)
 
     def _to_tensor(self, obs: np.ndarray) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
@@ -113,6 +146,52 @@ class Sampler:
 
     def network_obs(self, raw: torch.Tensor) -> torch.Tensor:
         return raw.index_select(-1, self.obs_indices)
+
+    # ------------------------------------------------------------------ stepping
+    def _advance(self, behaviour, state: SwitchState, record: EpisodeRecord,
+                 deterministic: bool = False, active: np.ndarray | None = None):
+        """One step of every sub-env, all results but the actions in numpy.
+
+        Returns:
+            (obs (T, E, obs_dim) float32, action tensor (T, E, A) as acted, action numpy view
+            (T * E, A), reward (T, E) float64, next_obs (T, E, obs_dim) float32 = the real final
+            observation where an episode ended, terminated (T, E) bool, done (T, E) bool,
+            chosen policy tensor (T, E)).
+        """
+        t, e = self.num_tasks, self.envs_per_task
+        obs_np, obs_t = self._net_np, self._net_t
+        action, chosen = behaviour.act(obs_t, state, deterministic)
+        action_np = action.reshape(t * e, -1).cpu().numpy()
+        next_raw, reward, terminated, truncated, info = self.env.step(action_np)
+        done = terminated | truncated
+        raw32 = np.array(next_raw, dtype=np.float32)
+        next_net = self._select(raw32)
+        real_next = next_net
+        if "final_obs" in info:
+            final_rows = np.flatnonzero(info["_final_obs"])
+            if final_rows.size:
+                real_next = next_net.copy()
+                final = info["final_obs"]
+                for i in final_rows:
+                    real_next[i] = np.asarray(final[i], dtype=np.float32)[self._obs_idx]
+        success = step_info_values(info, "success", done).reshape(t, e) > 0
+        extras = {k: step_info_values(info, k, done).reshape(t, e) for k in self.extra_keys}
+        reward = np.asarray(reward).reshape(t, e)
+        done_te, term_te = done.reshape(t, e), terminated.reshape(t, e)
+        any_done = bool(done.any())
+        self._accumulate(reward, success, extras, done_te, term_te, record, active, any_done)
+        self._set_obs32(raw32, next_net)
+        if any_done:
+            state.episode_started(torch.as_tensor(done_te, device=state.since_reset.device))
+        return (obs_np, action, action_np, reward, real_next.reshape(t, e, -1), term_te, done_te,
+                chosen)
+
+    def _transition(self, obs, action, reward, next_obs, terminal) -> TransitionBatch:
+        """One step's (T, E, ...) numpy fields as a batch of tensors on ``device``."""
+        def tensor(x, dtype=torch.float32):
+            return torch.as_tensor(x, dtype=dtype, device=self.device)
+        return TransitionBatch(tensor(obs), action, tensor(reward), tensor(next_obs),
+                               tensor(terminal))
 
     def step(self, behaviour, state: SwitchState, record: EpisodeRecord,
              deterministic: bool = False, active: np.ndarray | None = None):
@@ -124,36 +203,20 @@ class Sampler:
         Returns:
             (transition fields for this step, each (T, E, ...), chosen policy (T, E), done (T, E)).
         """
-        obs = self.network_obs(self._obs)
-        action, chosen = behaviour.act(obs, state, deterministic)
-        t, e = self.num_tasks, self.envs_per_task
-        next_raw, reward, terminated, truncated, info = self.env.step(
-            action.reshape(t * e, -1).cpu().numpy())
-        done = terminated | truncated
-        real_next = np.asarray(next_raw, dtype=np.float32).copy()
-        if "final_obs" in info:
-            for i in np.flatnonzero(info["_final_obs"]):
-                real_next[i] = info["final_obs"][i]
-        success = step_info_values(info, "success", done).reshape(t, e) > 0
-        extras = {k: step_info_values(info, k, done).reshape(t, e) for k in self.extra_keys}
-        reward = reward.reshape(t, e)
-        done_te, term_te = done.reshape(t, e), terminated.reshape(t, e)
-        self._accumulate(reward, success, extras, done_te, term_te, record, active)
-        transition = TransitionBatch(
-            obs, action, torch.as_tensor(reward, dtype=torch.float32, device=self.device),
-            self.network_obs(self._to_tensor(real_next)),
-            torch.as_tensor(term_te, dtype=torch.float32, device=self.device))
-        self._obs = self._to_tensor(next_raw)
-        state.episode_started(torch.as_tensor(done_te, device=state.since_reset.device))
-        return transition, chosen, done_te
+        obs, action, _, reward, next_obs, term, done, chosen = self._advance(
+            behaviour, state, record, deterministic, active)
+        return self._transition(obs, action, reward, next_obs, term), chosen, done
 
-    def _accumulate(self, reward, success, extras, done, terminated, record, active):
+    def _accumulate(self, reward, success, extras, done, terminated, record, active,
+                    any_done: bool = True):
         self._ep_disc += reward * self.discount ** self._ep_len
         self._ep_return += reward
         self._ep_len += 1
         self._ep_success |= success
         for k, v in extras.items():
             self._ep_extra_sum[k] = v + (self._ep_extra_sum[k] if self._averaged(k) else 0.0)
+        if not any_done:
+            return
         for ti, ei in zip(*np.nonzero(done)):
             if active is None or active[ti, ei]:
                 record.returns[ti].append(float(self._ep_return[ti, ei]))
@@ -176,7 +239,7 @@ class Sampler:
 
     def _averaged(self, key: str) -> bool:
         """Velocity-like keys are averaged over the episode; others are read at its last step."""
-        return self.suite.episode_info_keys[key] == "Velocity"
+        return self._averaged_keys[key]
 
     def collect(self, behaviour, state: SwitchState, steps_per_env: int, record: EpisodeRecord,
                 observer=None):
@@ -187,35 +250,66 @@ class Sampler:
             (transitions with fields (T, E * steps_per_env, ...), selection counts (T, T)
             where [i, j] counts task i's steps taken by policy j).
         """
-        steps, counts = [], torch.zeros(self.num_tasks, self.num_tasks, dtype=torch.long)
+        t, e, s_total = self.num_tasks, self.envs_per_task, steps_per_env
+        obs_dim = self._net_np.shape[-1]
+        # Step-major columns per task: column s * E + e holds step s of env copy e.
+        obs_buf = np.empty((t, s_total, e, obs_dim), dtype=np.float32)
+        next_buf = np.empty((t, s_total, e, obs_dim), dtype=np.float32)
+        reward_buf = np.empty((t, s_total, e), dtype=np.float32)
+        term_buf = np.empty((t, s_total, e), dtype=np.float32)
+        actions, chosen = [], []
         with single_thread():
-            for _ in range(steps_per_env):
-                transition, chosen, done = self.step(behaviour, state, record)
+            for s in range(s_total):
+                obs, action, action_np, reward, next_obs, term, done, c = self._advance(
+                    behaviour, state, record)
+                obs_buf[:, s] = obs
+                next_buf[:, s] = next_obs
+                reward_buf[:, s] = reward
+                term_buf[:, s] = term
+                actions.append(action)
+                chosen.append(c)
                 if observer is not None:
-                    observer(transition, done)
-                steps.append(transition)
-                counts += torch.nn.functional.one_hot(chosen.cpu(), self.num_tasks).sum(1)
-        batch = TransitionBatch(*(torch.cat(field, dim=1) for field in zip(*steps)
-                                  if field[0] is not None))  # the unset optional weight
+                    observer(TransitionBatch(
+                        self._on_device(obs_buf[:, s]), action, self._on_device(reward_buf[:, s]),
+                        self._on_device(next_buf[:, s]), self._on_device(term_buf[:, s])), done)
+        if s_total:
+            action_all = torch.stack(actions, dim=1)  # (T, S, E, A)
+            chosen_all = torch.stack(chosen).to("cpu", torch.long)  # (S, T, E)
+        else:
+            action_all = torch.empty(t, 0, e, 0, device=self.device)
+            chosen_all = torch.zeros(0, t, e, dtype=torch.long)
+        flat = (chosen_all + torch.arange(t)[:, None] * t).reshape(-1)
+        counts = torch.bincount(flat, minlength=t * t).reshape(t, t)
+        batch = TransitionBatch(
+            self._on_device(obs_buf).reshape(t, s_total * e, obs_dim),
+            action_all.reshape(t, s_total * e, -1),
+            self._on_device(reward_buf).reshape(t, s_total * e),
+            self._on_device(next_buf).reshape(t, s_total * e, obs_dim),
+            self._on_device(term_buf).reshape(t, s_total * e))
         return batch, counts
+
+    def _on_device(self, x: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(x)
+        return tensor if self._on_cpu else tensor.to(self.device)
 
     def reset(self) -> None:
         """Start fresh episodes in every sub-env (env RNGs continue; no re-seeding)."""
         obs, _ = self.env.reset()
-        self._obs = self._to_tensor(obs)
+        self._set_obs(obs)
         for arr in self._episode_accumulators():
             arr[...] = 0
 
     def state_dict(self) -> dict:
         """Env states (:mod:`learning.env_state`), current observations and running episode
         statistics: what a resumed run needs to continue the interrupted episodes exactly."""
-        return {"env": capture_vector_env(self.env), "obs": self._obs.cpu(),
+        return {"env": capture_vector_env(self.env), "obs": torch.from_numpy(self._raw_np.copy()),
                 "accumulators": [a.copy() for a in self._episode_accumulators()]}
 
     def load_state_dict(self, state: dict) -> None:
         """Inverse of :meth:`state_dict` on a sampler built with the same suite and arguments."""
         restore_vector_env(self.env, state["env"])
-        self._obs = state["obs"].to(self.device)
+        raw = state["obs"].detach().cpu().numpy().reshape(self.num_tasks * self.envs_per_task, -1)
+        self._set_obs(raw)
         for arr, saved in zip(self._episode_accumulators(), state["accumulators"]):
             arr[...] = saved
 
@@ -243,7 +337,7 @@ def _evaluate_waves(sampler: Sampler, behaviour, remaining: int, record: Episode
         sampler.reset()
         state = SwitchState.initial(t, e, sampler.device)
         while active.any():
-            _, _, done = sampler.step(behaviour, state, record, deterministic=True, active=active)
+            done = sampler._advance(behaviour, state, record, deterministic=True, active=active)[6]
             active &= ~done
         remaining -= min(e, remaining)
 

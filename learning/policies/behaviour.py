@@ -52,16 +52,39 @@ def all_policy_candidates(
         (T_policy, T_task, E, act_dim).
     """
     t, e, _ = obs.shape
-    out = policy(obs.reshape(1, t * e, -1))
+    action, mean = policy_sample(policy, obs.reshape(1, t * e, -1))
     shape = (policy.num_tasks, t, e, policy.act_dim)
-    return out.action.reshape(shape), torch.tanh(out.mean).reshape(shape)
+    return action.reshape(shape), torch.tanh(mean).reshape(shape)
+
+
+def policy_sample(policy: TanhGaussianPolicy, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sampled action, pre-tanh mean) of ``policy`` on obs; skips the log-probability, which
+    acting never reads (same random draw and values as ``policy(obs)``)."""
+    sample = getattr(policy, "sample", None)
+    if sample is not None:
+        return sample(obs)
+    out = policy(obs)
+    return out.action, out.mean
+
+
+_ARANGE: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+
+def _arange(n: int, device: torch.device) -> torch.Tensor:
+    """A cached ``torch.arange(n)`` (read-only; acting builds it once per size and device)."""
+    key = (n, device)
+    out = _ARANGE.get(key)
+    if out is None:
+        out = _ARANGE[key] = torch.arange(n, device=device)
+    return out
 
 
 def gather_choice(candidates: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
     """Pick candidates[choice[i, e], i, e]: (T_policy, T_task, E, A), (T_task, E) -> (T_task, E, A)."""
-    per_task = candidates.permute(1, 0, 2, 3)  # (T_task, T_policy, E, A)
-    index = choice[:, None, :, None].expand(-1, 1, -1, per_task.shape[-1])
-    return per_task.gather(1, index).squeeze(1)
+    t_pol, t_task, e, a = candidates.shape
+    flat = candidates.reshape(t_pol, t_task * e, a)
+    picked = flat[choice.reshape(-1), _arange(t_task * e, candidates.device)]
+    return picked.reshape(t_task, e, a)
 
 
 class OwnPolicy:
@@ -76,6 +99,6 @@ class OwnPolicy:
         if deterministic:
             action = self.policy.deterministic_action(obs)
         else:
-            action = self.policy(obs).action
+            action = policy_sample(self.policy, obs)[0]
         state.since_reset += 1
         return action, state.choice.clone()

@@ -37,6 +37,16 @@ class MixtureOfPolicies:
                 f"sum to 1; got shape {tuple(probs.shape)}"
             )
         self.policy, self.mixture_probs, self.sampling_freq = policy, probs, sampling_freq
+        self._rows: tuple | None = None  # (probs, E, device, (T * E, T) rows), see _row_probs
+
+    def _row_probs(self, e: int, device: torch.device) -> torch.Tensor:
+        """Row i of ``mixture_probs`` repeated for each of task i's E envs: (T * E, T), cached."""
+        cached = self._rows
+        if cached is None or cached[0] is not self.mixture_probs or cached[1:3] != (e, device):
+            t = self.mixture_probs.shape[0]
+            rows = self.mixture_probs.to(device)[:, None, :].expand(t, e, t).reshape(t * e, t)
+            cached = self._rows = (self.mixture_probs, e, device, rows)
+        return cached[3]
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, state: SwitchState, deterministic: bool = False):
@@ -45,8 +55,7 @@ class MixtureOfPolicies:
         samples, means = all_policy_candidates(self.policy, obs)
         due = state.since_reset % self.sampling_freq == 0
         if due.any():
-            probs = self.mixture_probs.to(obs.device)[:, None, :].expand(t, e, t).reshape(t * e, t)
-            new = torch.multinomial(probs, 1).reshape(t, e)
+            new = torch.multinomial(self._row_probs(e, obs.device), 1).reshape(t, e)
             state.choice = torch.where(due, new, state.choice)
         state.since_reset += 1
         return gather_choice(means if deterministic else samples, state.choice), state.choice.clone()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from learning.policies.behaviour import SwitchState, all_policy_candidates, gather_choice
+from learning.policies.inference import inference_forward
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.q_functions.twin_q import TwinQFunction
 
@@ -35,6 +36,15 @@ def qswitch_scores(
         (T_task, T_policy, E) scores.
     """
     t_pol, t_task, e, a = candidates.shape
+    if type(qf) is TwinQFunction and score in QSWITCH_SCORES:
+        # The critic input (T_task, T_policy * E, obs + A) in one copy from views (no permute,
+        # expand and cat chain), then the same critic layers on the same values.
+        x = torch.cat((obs[:, None].expand(t_task, t_pol, e, obs.shape[-1]),
+                       candidates.transpose(0, 1)), dim=-1).view(t_task, t_pol * e, -1)
+        q1 = inference_forward(qf.q1, x)
+        if score == "q1-mean":
+            return q1.view(t_task, t_pol, e)
+        return torch.minimum(q1, inference_forward(qf.q2, x)).view(t_task, t_pol, e)
     acts = candidates.permute(1, 0, 2, 3).reshape(t_task, t_pol * e, a)
     states = obs[:, None].expand(t_task, t_pol, e, obs.shape[-1]).reshape(t_task, t_pol * e, -1)
     if score == "q1-mean":
@@ -83,10 +93,13 @@ class QSwitchMixturePolicy:
         original's deterministic evaluation does (reference §3.5 step 5).
         """
         samples, means = all_policy_candidates(self.policy, obs)
-        due = state.since_reset % self.sampling_freq == 0
-        if due.any():
-            new = self.choose(obs, samples, means, deterministic)
-            state.choice = torch.where(due, new, state.choice)
+        if self.sampling_freq == 1:  # every step is due: no mask, no host sync
+            state.choice = self.choose(obs, samples, means, deterministic)
+        else:
+            due = state.since_reset % self.sampling_freq == 0
+            if due.any():
+                new = self.choose(obs, samples, means, deterministic)
+                state.choice = torch.where(due, new, state.choice)
         state.since_reset += 1
         action = gather_choice(means if deterministic else samples, state.choice)
         return action, state.choice.clone()

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learning.networks import build_network
+from learning.policies.inference import inference_forward
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # garage's clamp, reference §2.2
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -81,7 +82,20 @@ class TanhGaussianPolicy(nn.Module):
         u = mean + log_std.exp() * torch.randn_like(mean)
         return PolicyOutput(torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std), mean, log_std)
 
+    def _acting_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`distribution_params` through :func:`inference_forward` (no_grad callers only)."""
+        mean, log_std = inference_forward(self.net, obs).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    @torch.no_grad()
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action, pre-tanh mean), each (T, B, act_dim), for acting: the same draw as
+        :meth:`forward` (same random numbers, same values) without the log-probability."""
+        mean, log_std = self._acting_params(obs)
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        return torch.tanh(u), mean
+
     @torch.no_grad()
     def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
         """tanh(mean), the action used by evaluation (reference §3.13); (T, B, act_dim)."""
-        return torch.tanh(self.distribution_params(obs)[0])
+        return torch.tanh(inference_forward(self.net, obs).chunk(2, dim=-1)[0])
