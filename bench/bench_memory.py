@@ -87,6 +87,20 @@ def old_peak(case: dict) -> float:
     return (alloc + (prev if prev < alloc else 0)) * per_row
 
 
+def measure_all(quick: bool = False) -> list[dict]:
+    """Every case in its own subprocess (separate peaks): ``case`` name, ``old_bytes`` and
+    ``new_bytes`` per transition, ``peak_gib`` (VmHWM), ``old_peak_gib`` (estimated), ``fill_s``."""
+    out = []
+    for case in cases(quick):
+        proc = subprocess.run([sys.executable, __file__, "--case", json.dumps(case)], capture_output=True,
+                              text=True, cwd=ROOT, check=True)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        out.append(dict(case=r["name"], old_bytes=4 * (2 * r["obs_dim"] + r["act_dim"] + 2),
+                        new_bytes=r["new_bytes"], peak_gib=r["hwm"] / GIB, old_peak_gib=old_peak(r) / GIB,
+                        fill_s=r["fill_s"]))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the MT50 cases")
