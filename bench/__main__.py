@@ -148,7 +148,8 @@ def section_epoch(quick: bool) -> list[Row]:
     rows = []
     runs = [("MazeLarge-10-v0", [], "preset epoch")]
     if not quick:
-        runs.append(("MetaWorldMT10-v2", ["--steps_per_epoch", "1"], "1 of the preset's 10 iterations"))
+        runs.append(("MetaWorldMT10-v2", ["--steps_per_epoch", "1", "--min_buffer_size", "500"],
+                     "1 of the preset's 10 iterations; warm-up 500 per task"))
     for env_id, extra, note in runs:
         t = epoch_breakdown(env_id, extra)
         total = t["EpochSeconds"]
