@@ -29,7 +29,6 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
