@@ -498,18 +498,30 @@ def _sibling(out: Path, suffix: str, ext: str | None = None) -> Path:
     return out.with_name(f"{out.stem}_{suffix}{ext or out.suffix}")
 
 
+def _short_labels(labels: Sequence[str]) -> tuple[dict[str, str], str]:
+    """Labels without the words every label shares (returned as a title line), so that a legend of
+    long group labels stays readable; a label left empty keeps its full text."""
+    words = [label.split(" ") for label in labels]
+    common = set(words[0]).intersection(*words[1:]) if len(words) > 1 else set()
+    short = {label: " ".join(x for x in w if x not in common) or label for label, w in zip(labels, words)}
+    shared = " ".join(x for x in words[0] if x in common) if words else ""
+    return short, shared
+
+
 def draw_curves(curves: Sequence[Curve], path: Path, ylabel: str) -> None:
     colors = _colors([c.label for c in curves])
     show_metric = len({tuple(c.metrics) for c in curves}) > 1
-    fig = _figure(figsize=(7, 4.5))
+    short, shared = _short_labels([c.label for c in curves])
+    fig = _figure(figsize=(7, 4.5 + 0.2 * len(curves)))
     ax = fig.subplots()
     for curve in curves:
-        _draw_curve(ax, curve, colors[curve.label], _legend_label(curve, show_metric))
+        label = _legend_label(dataclasses.replace(curve, label=short[curve.label]), show_metric)
+        _draw_curve(ax, curve, colors[curve.label], label)
     ax.set_xlabel("TotalEnvSteps")
     ax.set_ylabel(ylabel)
-    ax.set_title("mean over seeds, 95 % bootstrap CI", fontsize=9)
+    ax.set_title("mean over seeds, 95 % bootstrap CI" + (f"\n{shared}" if shared else ""), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     fig.savefig(path, dpi=120)
 
 
