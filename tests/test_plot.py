@@ -385,3 +385,18 @@ def test_flags_the_experiment_does_not_accept_and_provenance_do_not_split_groups
     assert sorted(len(g.runs) for g in groups) == [1, 2]
     assert sorted(g.label for g in groups) == ["mtsac MazeLarge-10-v0 lr=0.0003",
                                                "mtsac MazeLarge-10-v0 lr=0.001"]
+
+
+def test_thresholds_first_env_step_reaching_each_level(tmp_path):
+    write_run(tmp_path / "a", {"TotalEnvSteps": steps(5), "Evaluation/SuccessRate": [0.1, 0.85, 0.5, 1.0, 1.0]},
+              seed=0)
+    write_run(tmp_path / "b", {"TotalEnvSteps": steps(5), "Evaluation/SuccessRate": [0.0, 0.2, 0.8, 0.9, 0.95]},
+              seed=1)
+    table = plot.compute_thresholds([tmp_path], [0.8, 1.0]).set_index(["seed", "threshold"])
+    assert table.loc[(0, 0.8), "first_steps"] == 200 and table.loc[(1, 0.8), "first_steps"] == 300
+    assert table.loc[(0, 1.0), "first_steps"] == 400 and np.isnan(table.loc[(1, 1.0), "first_steps"])
+    assert table.loc[(0, 0.8), "group_median_steps"] == 250 and table.loc[(0, 0.8), "seeds_reached"] == "2/2"
+    assert np.isnan(table.loc[(0, 1.0), "group_median_steps"]) and table.loc[(1, 1.0), "seeds_reached"] == "1/2"
+    result = CliRunner().invoke(plot.plot_command, [str(tmp_path), "--out", str(tmp_path / "p.png"),
+                                                    "--thresholds", "0.8,x"])
+    assert result.exit_code == 2 and "--thresholds" in result.output

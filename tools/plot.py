@@ -12,6 +12,8 @@ Every figure is made from the files a run writes (``variant.json`` and ``progres
 * ``<stem>_summary.<ext>`` and ``<stem>_summary.csv``: rliable's interquartile mean and mean of the
   final performance (the metric at each run's last evaluated epoch) per group, with 95 % stratified
   bootstrap confidence intervals.
+* ``<stem>_thresholds.csv`` (with ``--thresholds 0.8,1.0``): per run, the first ``TotalEnvSteps`` at
+  which the metric reaches each threshold, and the group's median over seeds.
 
 Runs are grouped by ``variant.json``, never by directory names: runs whose settings agree except for
 the seed, bookkeeping keys (:data:`IGNORED_KEYS`) and flags the run's experiment does not accept
@@ -609,11 +611,40 @@ def _check_out(out: str | Path) -> Path:
     return path
 
 
+def first_reach(run: Run, threshold: float, column: str | None = None) -> float:
+    """The first ``TotalEnvSteps`` at which the column (default: the run's metric) is at least
+    ``threshold`` at an evaluated epoch; NaN if it never is."""
+    x, y = run.series(column or run.metric)
+    hit = np.flatnonzero(y >= threshold)
+    return float(x[hit[0]]) if hit.size else float("nan")
+
+
+def compute_thresholds(run_dirs, thresholds: Sequence[float], metric: str | None = None):
+    """A pandas DataFrame, one row per run and threshold: group, seed, run dir, threshold, the first
+    env step reaching it (:func:`first_reach`, NaN if never), and the group's median over seeds and
+    number of seeds that reached it."""
+    import pandas as pd
+
+    rows = []
+    for g in group_runs(_as_runs(run_dirs, metric)):
+        for t in thresholds:
+            reached = [first_reach(r, t) for r in g.runs]
+            finite = [v for v in reached if np.isfinite(v)]
+            median = float(np.median(reached)) if len(finite) == len(reached) else float("nan")
+            for r, v in zip(g.runs, reached):
+                rows.append({"group": g.label, "seed": r.variant.get("seed"), "run": str(r.path),
+                             "threshold": t, "first_steps": v, "group_median_steps": median,
+                             "seeds_reached": f"{len(finite)}/{len(reached)}", "metric": r.metric})
+    return pd.DataFrame(rows)
+
+
 def make_plots(run_dirs, metric: str | None = None, out: str | Path = "plot.png", *,
-               reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, log: Log = _stderr) -> list[Path]:
+               reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, log: Log = _stderr,
+               thresholds: Sequence[float] = ()) -> list[Path]:
     """Draw every figure (see the module docstring) for the runs in ``run_dirs`` and return the
     paths written: ``out``, ``<stem>_tasks``, ``<stem>_selection`` (when a run logs a selection
-    matrix), ``<stem>_summary`` and ``<stem>_summary.csv``.
+    matrix), ``<stem>_summary``, ``<stem>_summary.csv`` and, with ``thresholds``,
+    ``<stem>_thresholds.csv`` (:func:`compute_thresholds`).
 
     Raises:
         click.BadParameter: a bad run dir, metric or output extension (before anything is drawn).
@@ -653,6 +684,10 @@ def make_plots(run_dirs, metric: str | None = None, out: str | Path = "plot.png"
     csv_path = _sibling(out, "summary", ".csv")
     summary.to_csv(csv_path, index=False)
     written.append(csv_path)
+    if thresholds:
+        path = _sibling(out, "thresholds", ".csv")
+        compute_thresholds(runs, thresholds).to_csv(path, index=False)
+        written.append(path)
     return written
 
 
@@ -665,14 +700,23 @@ def make_plots(run_dirs, metric: str | None = None, out: str | Path = "plot.png"
 @click.option("--out", default="plot.png", show_default=True, metavar="FILE",
               help="curves figure, .png or .pdf; FILE's stem names the others: <stem>_tasks, "
                    "<stem>_selection, <stem>_summary (same format) and <stem>_summary.csv")
-def plot_command(logdirs: tuple[str, ...], metric: str | None, out: str) -> None:
+@click.option("--thresholds", default="", metavar="T1,T2",
+              help="also write <stem>_thresholds.csv: the first TotalEnvSteps at which each run's metric "
+                   "reaches each threshold (e.g. 0.8,1.0), and the group median")
+def plot_command(logdirs: tuple[str, ...], metric: str | None, out: str, thresholds: str) -> None:
     """Curves (mean and 95 % bootstrap band over seeds against TotalEnvSteps), a per-task grid, the
     Q-switch/CTPG selection heat map and an rliable IQM summary of LOGDIR... .
 
     Each LOGDIR is a run dir (holding variant.json and progress.csv) or a dir with run dirs below it.
     Runs are grouped by their variant.json settings (all but the seed and bookkeeping keys).
     """
-    for path in make_plots(logdirs, metric=metric, out=out, log=lambda m: click.echo(m, err=True)):
+    try:
+        levels = [float(t) for t in thresholds.split(",") if t.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{thresholds!r}: comma-separated numbers, e.g. 0.8,1.0",
+                                 param_hint="--thresholds") from None
+    for path in make_plots(logdirs, metric=metric, out=out, log=lambda m: click.echo(m, err=True),
+                           thresholds=levels):
         click.echo(f"wrote {path}")
 
 
