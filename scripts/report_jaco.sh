@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# After scripts/repro_jaco.sh: keep each finished run's progress.csv / variant.json /
+# final_evaluation.json under docs/results/jaco_repro/ and draw the figures of docs/results.md's
+# Multistage Reacher section: success and StagesCompleted against env steps (mean and band over seeds),
+# per-task grids, the Q-switch selection matrix, rliable summaries, and the first env steps at which
+# each run reaches 80 % and 100 % success (<stem>_thresholds.csv).
+# Usage: scripts/report_jaco.sh   Env: PYTHON (default python), ROOT (default data/repro_jaco).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-python}
+ROOT=${ROOT:-data/repro_jaco}
+OUT=docs/results/jaco_repro
+mkdir -p "$OUT"
+for dir in "$ROOT"/*/; do
+  name=$(basename "$dir")
+  [ -f "$dir/final_evaluation.json" ] || { echo "not finished, left out: $name"; continue; }
+  mkdir -p "$OUT/$name"
+  cp "$dir"/{progress.csv,variant.json,final_evaluation.json} "$OUT/$name/"
+done
+"$PYTHON" run.py plot "$OUT" --out "$OUT.png" --thresholds 0.8,1.0
+"$PYTHON" run.py plot "$OUT" --metric Evaluation/p/StagesCompleted --out "${OUT}_stages.png" 2>/dev/null \
+  || "$PYTHON" run.py plot "$OUT" --metric Evaluation/StagesCompleted --out "${OUT}_stages.png"
