@@ -18,5 +18,4 @@ for dir in "$ROOT"/*/; do
   cp "$dir"/{progress.csv,variant.json,final_evaluation.json} "$OUT/$name/"
 done
 "$PYTHON" run.py plot "$OUT" --out "$OUT.png" --thresholds 0.8,1.0
-"$PYTHON" run.py plot "$OUT" --metric Evaluation/p/StagesCompleted --out "${OUT}_stages.png" 2>/dev/null \
-  || "$PYTHON" run.py plot "$OUT" --metric Evaluation/StagesCompleted --out "${OUT}_stages.png"
+"$PYTHON" run.py plot "$OUT" --metric StagesCompleted --out "${OUT}_stages.png"

@@ -400,3 +400,14 @@ def test_thresholds_first_env_step_reaching_each_level(tmp_path):
     result = CliRunner().invoke(plot.plot_command, [str(tmp_path), "--out", str(tmp_path / "p.png"),
                                                     "--thresholds", "0.8,x"])
     assert result.exit_code == 2 and "--thresholds" in result.output
+
+
+def test_leaf_metric_takes_the_own_policy_column_where_a_run_logs_it(tmp_path):
+    write_run(tmp_path / "qmp", {"TotalEnvSteps": steps(2), "Evaluation/StagesCompleted": [0.5, 0.6],
+                                 "Evaluation/p/StagesCompleted": [0.1, 0.2]}, seed=0)
+    write_run(tmp_path / "sep", {"TotalEnvSteps": steps(2), "Evaluation/StagesCompleted": [0.3, 0.4]},
+              seed=0, experiment="dnc_sac")
+    metrics = {r.path.name: r.metric for r in load_runs([tmp_path], "StagesCompleted")}
+    assert metrics == {"qmp": "Evaluation/p/StagesCompleted", "sep": "Evaluation/StagesCompleted"}
+    with pytest.raises(Exception, match="neither Evaluation/p/Nope nor Evaluation/Nope"):
+        load_runs([tmp_path], "Nope")

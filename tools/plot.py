@@ -23,8 +23,8 @@ experiment, env and the settings that differ between the runs of that experiment
 Default metric, per run: ``Evaluation/p/SuccessRate`` if the run logs it (QMP's mixture evaluation),
 else ``Evaluation/SuccessRate``; for suites whose success is meaningless
 (``environments.get_suite(env).success_is_meaningful`` is False, e.g. HalfCheetahMT5-v0 or any
-one-task gymnasium id) the ``AverageReturn`` counterparts. An explicit ``--metric`` must exist in
-every run. Bad input (a LOGDIR without ``variant.json``/``progress.csv``, an unknown metric) fails
+one-task gymnasium id) the ``AverageReturn`` counterparts. An explicit ``--metric`` column must exist
+in every run; a leaf without '/' (``StagesCompleted``) is resolved per run the same way as the default. Bad input (a LOGDIR without ``variant.json``/``progress.csv``, an unknown metric) fails
 with a usage error (exit code 2) before anything is drawn.
 
 Everything is drawn with matplotlib's ``Figure`` API (no pyplot, no display needed); the output
@@ -205,7 +205,15 @@ def load_runs(logdirs: Iterable[str | Path], metric: str | None = None, log: Log
                                      param_hint="LOGDIR")
         run = Run(path=path, variant=variant, progress=progress)
         columns = list(progress.columns)
-        if metric is not None:
+        if metric is not None and "/" not in metric:  # a leaf: the own policy's column where logged
+            present = [c for c in (f"Evaluation/p/{metric}", f"Evaluation/{metric}") if c in columns]
+            if not present:
+                raise click.BadParameter(f"neither Evaluation/p/{metric} nor Evaluation/{metric} is a column "
+                                         f"of {path / 'progress.csv'}" + _close_matches(f"Evaluation/{metric}",
+                                                                                      columns),
+                                         param_hint="'--metric'")
+            run.metric = present[0]
+        elif metric is not None:
             if metric not in columns:
                 raise click.BadParameter(f"metric {metric!r} is not a column of {path / 'progress.csv'}"
                                          + _close_matches(metric, columns), param_hint="'--metric'")
@@ -694,9 +702,9 @@ def make_plots(run_dirs, metric: str | None = None, out: str | Path = "plot.png"
 @click.command(name="plot", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("logdirs", nargs=-1, required=True, metavar="LOGDIR...")
 @click.option("--metric", default=None, metavar="KEY",
-              help="progress.csv column to plot [default: Evaluation/p/SuccessRate if a run logs it, "
-                   "else Evaluation/SuccessRate; AverageReturn instead of SuccessRate for return-only "
-                   "suites such as HalfCheetahMT5-v0]")
+              help="progress.csv column to plot, or a leaf such as StagesCompleted (each run's "
+                   "Evaluation/p/<leaf> if it logs it, else Evaluation/<leaf>) [default: SuccessRate that "
+                   "way; AverageReturn for return-only suites such as HalfCheetahMT5-v0]")
 @click.option("--out", default="plot.png", show_default=True, metavar="FILE",
               help="curves figure, .png or .pdf; FILE's stem names the others: <stem>_tasks, "
                    "<stem>_selection, <stem>_summary (same format) and <stem>_summary.csv")
