@@ -5,12 +5,14 @@
 # Re-running continues: finished trials are skipped, interrupted ones resumed from their snapshot
 # (replay buffer and env states included, every 25 epochs and on SIGINT/SIGTERM).
 # Usage: scripts/repro_jaco.sh [WORKERS]   (default 2; each worker uses one thread)
-# Env: PYTHON (default python), ROOT (default data/repro_jaco), SEEDS (default "0 1 2"), N_EPOCHS (451).
+# Env: PYTHON (default python), ROOT (default data/repro_jaco), SEEDS (default "0 1 2"), N_EPOCHS (451),
+# METHODS (default "qmp_dnc dnc_sac dnc_reg": a subset runs only those).
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python}
 ROOT=${ROOT:-data/repro_jaco}
 SEEDS=${SEEDS:-0 1 2}
 N_EPOCHS=${N_EPOCHS:-451}
+METHODS=${METHODS:-qmp_dnc dnc_sac dnc_reg}
 workers=${1:-2}
 mkdir -p "$ROOT"
 trial() {  # trial NAME EXPERIMENT [FLAGS...]
@@ -31,7 +33,12 @@ trial() {  # trial NAME EXPERIMENT [FLAGS...]
 }
 export -f trial; export PYTHON ROOT N_EPOCHS
 for seed in $SEEDS; do
-  echo "qmp_dnc_s$seed qmp_dnc --seed $seed"
-  echo "dnc_sac_s$seed dnc_sac --seed $seed"
-  echo "dnc_reg_s$seed dnc_sac --seed $seed --kl_coeff 0.001"
+  for method in $METHODS; do
+    case $method in
+      qmp_dnc) echo "qmp_dnc_s$seed qmp_dnc --seed $seed";;
+      dnc_sac) echo "dnc_sac_s$seed dnc_sac --seed $seed";;
+      dnc_reg) echo "dnc_reg_s$seed dnc_sac --seed $seed --kl_coeff 0.001";;
+      *) echo "unknown method $method (allowed: qmp_dnc dnc_sac dnc_reg)" >&2; exit 2;;
+    esac
+  done
 done | xargs -P "$workers" -L 1 bash -c 'trial "$@"' _
