@@ -13,6 +13,9 @@ ROOT=${ROOT:-data/repro_jaco}
 SEEDS=${SEEDS:-0 1 2}
 N_EPOCHS=${N_EPOCHS:-451}
 METHODS=${METHODS:-qmp_dnc dnc_sac dnc_reg}
+for method in $METHODS; do
+  case $method in qmp_dnc|dnc_sac|dnc_reg) ;; *) echo "METHODS: unknown $method; allowed: qmp_dnc dnc_sac dnc_reg" >&2; exit 2;; esac
+done
 workers=${1:-2}
 mkdir -p "$ROOT"
 trial() {  # trial NAME EXPERIMENT [FLAGS...]
@@ -38,7 +41,6 @@ for seed in $SEEDS; do
       qmp_dnc) echo "qmp_dnc_s$seed qmp_dnc --seed $seed";;
       dnc_sac) echo "dnc_sac_s$seed dnc_sac --seed $seed";;
       dnc_reg) echo "dnc_reg_s$seed dnc_sac --seed $seed --kl_coeff 0.001";;
-      *) echo "unknown method $method (allowed: qmp_dnc dnc_sac dnc_reg)" >&2; exit 2;;
     esac
   done
-done | xargs -P "$workers" -L 1 bash -c 'trial "$@"' _
+done | xargs -r -P "$workers" -L 1 bash -c 'trial "$@"' _
