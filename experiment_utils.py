@@ -174,6 +174,12 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
     "MazeLarge-10-v0": dict(n_epochs=2000, batch_size=6000, steps_per_epoch=1, gradient_steps_per_itr=1000,
                             min_buffer_size=3000, buffer_batch_size=256, lr=3e-4, hidden_sizes=(256, 256),
                             num_evaluation_episodes=100),
+    # Quick-start suite (not in the paper, `make run`): the maze's learner settings with a collection
+    # batch of 500 steps per task and 100 updates per task per epoch; 101 epochs = 204k env steps,
+    # evaluated every 5 epochs (the last at epoch 100).
+    "MazeQuick-4-v0": dict(n_epochs=101, batch_size=2000, steps_per_epoch=1, gradient_steps_per_itr=400,
+                           min_buffer_size=1000, buffer_batch_size=256, lr=3e-4, hidden_sizes=(256, 256),
+                           num_evaluation_episodes=20, evaluation_frequency=5),
     "Walker2dMT4-v0": dict(n_epochs=2000, batch_size=4000, steps_per_epoch=1, gradient_steps_per_itr=6000,
                            min_buffer_size=10000, buffer_batch_size=32, lr=3e-4, hidden_sizes=(256, 256),
                            num_evaluation_episodes=40),

@@ -23,6 +23,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering by default
 # id -> "module:builder"; each builder is ``build(sparse_tasks=()) -> TaskSuite``.
 SUITES: dict[str, str] = {
     "MazeLarge-10-v0": "environments.maze:build_maze_large_10",
+    "MazeQuick-4-v0": "environments.maze:build_maze_quick_4",
     "MetaWorldMT10-v2": "environments.metaworld_mt:build_mt10",
     "MetaWorldMT50-v2": "environments.metaworld_mt:build_mt50",
     "MetaWorldCDS-v1": "environments.metaworld_cds:build_cds",

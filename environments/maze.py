@@ -50,6 +50,17 @@ LARGE_10_TASKS = (
     ((7, 2), (6, 8)),
 )
 
+# Quick-start suite (not in the paper): four short tasks of the same large maze from one start
+# cell, (3, 3) in row 3's corridor, to goals 2.2-3.2 cells away (3-4 cells of path). Tasks 0 and 1
+# both leave westward along row 3 to (3, 1); tasks 2 and 3 both pass (3, 4), so each pair shares a
+# corridor segment, which is what a Q-switch can share.
+QUICK_4_TASKS = (
+    ((3, 3), (1, 1)),
+    ((3, 3), (5, 1)),
+    ((3, 3), (1, 4)),
+    ((3, 3), (3, 6)),
+)
+
 SUCCESS_RADIUS = 0.5
 MAX_VELOCITY = 5.0
 MAX_EPISODE_STEPS = 600
@@ -168,18 +179,28 @@ class PointMazeTaskEnv(MujocoEnv):
 
 def build_maze_large_10(sparse_tasks: tuple[int, ...] = ()) -> TaskSuite:
     """The 10-task large maze suite (reference §4.2); ``min_reward`` = -1, or 0 if all sparse."""
-    check_sparse_tasks("MazeLarge-10-v0", len(LARGE_10_TASKS), sparse_tasks)
+    return _maze_suite("MazeLarge-10-v0", LARGE_10_TASKS, sparse_tasks)
+
+
+def build_maze_quick_4(sparse_tasks: tuple[int, ...] = ()) -> TaskSuite:
+    """``MazeQuick-4-v0``: :data:`QUICK_4_TASKS` in the large maze, the quick-start suite (not in
+    the paper; same dynamics, reward and success as ``MazeLarge-10-v0``)."""
+    return _maze_suite("MazeQuick-4-v0", QUICK_4_TASKS, sparse_tasks)
+
+
+def _maze_suite(env_id: str, tasks, sparse_tasks: tuple[int, ...]) -> TaskSuite:
+    check_sparse_tasks(env_id, len(tasks), sparse_tasks)
     sparse = frozenset(sparse_tasks)
 
     def make_task_env(task: int, *, test: bool, seed: int, render_mode: str | None):
-        start, goal = LARGE_10_TASKS[task]
+        start, goal = tasks[task]
         return PointMazeTaskEnv(start, goal, sparse=task in sparse, render_mode=render_mode)
 
     # min over tasks of the per-step minimum reward: -1 for dense tasks, 0 for sparse ones.
-    min_reward = -1.0 if len(sparse) < len(LARGE_10_TASKS) else 0.0
+    min_reward = -1.0 if len(sparse) < len(tasks) else 0.0
     return TaskSuite(
-        env_id="MazeLarge-10-v0",
-        task_names=tuple(f"task{k}:{s}->{g}" for k, (s, g) in enumerate(LARGE_10_TASKS)),
+        env_id=env_id,
+        task_names=tuple(f"task{k}:{s}->{g}" for k, (s, g) in enumerate(tasks)),
         make_task_env=make_task_env,
         max_episode_steps=MAX_EPISODE_STEPS,
         min_reward=min_reward,

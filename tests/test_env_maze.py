@@ -83,3 +83,26 @@ def test_gymnasium_registration_and_render():
     obs, _ = vec.reset(seed=0)
     assert obs.shape == (20, 14) and obs[2, 4 + 1] == 1.0
     vec.close()
+
+
+def test_quick_start_suite_tasks_at_known_positions():
+    """MazeQuick-4-v0: four tasks from cell (3, 3) of the same large maze; goals in open cells."""
+    from environments.maze import LARGE_MAZE, QUICK_4_TASKS
+
+    suite = environments.get_suite("MazeQuick-4-v0")
+    assert suite.num_tasks == 4 and suite.max_episode_steps == 600 and suite.min_reward == -1.0
+    expected_goals = [(1, 1), (5, 1), (1, 4), (3, 6)]
+    expected_d = [np.hypot(2, 2), np.hypot(2, 2), np.hypot(2, 1), 3.0]  # from (3, 3), by hand
+    for task, (start, goal) in enumerate(QUICK_4_TASKS):
+        assert start == (3, 3) and goal == expected_goals[task]
+        assert LARGE_MAZE[goal[0]][goal[1]] == "O" and LARGE_MAZE[3][3] == "O"
+        env = suite.make_env(task)
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == (8,) and obs[4 + task] == 1.0
+        at(env, (3.0, 3.0))
+        _, r, term, _, info = env.step(np.zeros(2))
+        assert info["distance"] == pytest.approx(expected_d[task], abs=1e-6)
+        assert r == pytest.approx(np.exp(-expected_d[task]) - 1.0, abs=1e-6) and not term
+        at(env, np.array(goal, float) + [0.0, 0.4])
+        _, _, term, _, info = env.step(np.zeros(2))
+        assert info["success"] and term
