@@ -3,7 +3,9 @@
 # final_evaluation.json under docs/results/jaco_repro/ and draw the figures of docs/results.md's
 # Multistage Reacher section: success and StagesCompleted against env steps (mean and band over seeds),
 # per-task grids, the Q-switch selection matrix, rliable summaries, and the first env steps at which
-# each run reaches 80 % and 100 % success (<stem>_thresholds.csv).
+# each run reaches 80 % and 100 % success (<stem>_thresholds.csv), and the tables of docs/results.md
+# (scripts/summarize_jaco.py: final/best success, stages and per-task results per run, the Q-switch
+# selection matrix) in docs/results/jaco_repro_tables.md.
 # Usage: scripts/report_jaco.sh   Env: PYTHON (default python), ROOT (default data/repro_jaco).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,3 +21,4 @@ for dir in "$ROOT"/*/; do
 done
 "$PYTHON" run.py plot "$OUT" --out "$OUT.png" --thresholds 0.8,1.0
 "$PYTHON" run.py plot "$OUT" --metric StagesCompleted --out "${OUT}_stages.png"
+"$PYTHON" scripts/summarize_jaco.py "$OUT" > "${OUT}_tables.md"
