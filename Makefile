@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 # The quick-start run: Separated + QMP on MazeQuick-4-v0 with its preset (101 epochs = 204k env steps,
-# QUICKSTART_MINUTES on 2 quiet CPU cores, plus about 90 s to create the venv the first time). Its log dir
+# under 8 minutes on 2 CPU cores, plus about 90 s to create the venv the first time). Its log dir
 # is replaced on every `make run`. QUICKSTART_RANGE: the mean own-policy success of the last 5
 # evaluations over seeds 0-2 of this command (README, "Quick start"); the last line printed compares.
 QUICKSTART_DIR   := data/quickstart
