@@ -1,4 +1,5 @@
-"""MazeLarge-10-v0: 10 start/goal navigation tasks in D4RL's large point maze (reference §4.2).
+"""MazeLarge-10-v0: 10 start/goal navigation tasks in D4RL's large point maze (reference §4.2);
+MazeQuick-4-v0: four short tasks of the same maze, the quick-start suite (not in the paper).
 
 The model is generated here: a point mass (sphere, radius 0.1) on two slide joints in a
 plane without gravity, driven by two motors (gear 100, ctrl in [-1, 1]), joint damping 1,
