@@ -71,6 +71,16 @@ def test_groups_follow_variant_json_not_directory_names(tmp_path):
     assert low_lr.n_seeds == high_lr.n_seeds == 2
 
 
+def test_runs_from_before_a_speed_only_flag_existed_group_with_newer_ones(tmp_path):
+    # variant.json of older runs lacks --n_workers (it changes speed, not results); newer ones have it.
+    write_run(tmp_path / "old", {"TotalEnvSteps": steps(2), "Evaluation/p/SuccessRate": [0.0, 0.2]}, seed=0)
+    write_run(tmp_path / "new", {"TotalEnvSteps": steps(2), "Evaluation/p/SuccessRate": [0.0, 0.6]},
+              seed=1, n_workers=1)
+    (curve,) = compute_curves([tmp_path / "old", tmp_path / "new"])
+    assert curve.label == "qmp_dnc MazeLarge-10-v0" and curve.n_seeds == 2
+    np.testing.assert_allclose(curve.mean, [0.0, 0.4])
+
+
 def test_parent_dir_expands_and_labels_show_only_differing_flags(tmp_path):
     for i, (exp, hidden) in enumerate([("qmp_dnc", [8]), ("qmp_dnc", [16]), ("dnc_sac", [8])]):
         write_run(tmp_path / "sweep" / f"run{i}", {"TotalEnvSteps": steps(2), "Evaluation/SuccessRate": [0, 1]},

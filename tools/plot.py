@@ -52,7 +52,7 @@ import numpy as np
 #: settings that change speed but not the experiment).
 IGNORED_KEYS = frozenset({
     "seed", "name", "log_dir", "resolved", "argv", "command", "git_commit", "git_dirty", "versions",
-    "num_threads", "device", "gpu", "snapshot_gap",
+    "num_threads", "device", "gpu", "snapshot_gap", "n_workers",
 })
 
 
@@ -67,6 +67,8 @@ def _irrelevant(key: str, experiment) -> bool:
     """A flag the run's experiment does not accept (e.g. a CTPG guide preset in an mtsac run)."""
     only = _accepted_by().get(key)
     return only is not None and experiment not in only
+
+
 FORMATS = (".png", ".pdf")
 BOOTSTRAP_REPS = 2000
 BOOTSTRAP_SEED = 0
