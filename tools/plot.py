@@ -24,8 +24,9 @@ Default metric, per run: ``Evaluation/p/SuccessRate`` if the run logs it (QMP's 
 else ``Evaluation/SuccessRate``; for suites whose success is meaningless
 (``environments.get_suite(env).success_is_meaningful`` is False, e.g. HalfCheetahMT5-v0 or any
 one-task gymnasium id) the ``AverageReturn`` counterparts. An explicit ``--metric`` column must exist
-in every run; a leaf without '/' (``StagesCompleted``) is resolved per run the same way as the default. Bad input (a LOGDIR without ``variant.json``/``progress.csv``, an unknown metric) fails
-with a usage error (exit code 2) before anything is drawn.
+in every run; a leaf without '/' (``StagesCompleted``) is resolved per run the same way as the default.
+Bad input (a LOGDIR without ``variant.json``/``progress.csv``, an unknown metric) fails with a usage
+error (exit code 2) before anything is drawn.
 
 Everything is drawn with matplotlib's ``Figure`` API (no pyplot, no display needed); the output
 format (PNG or PDF) follows the extension of ``--out``. Heavy imports (pandas, matplotlib, rliable)
