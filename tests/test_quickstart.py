@@ -35,6 +35,7 @@ def test_mean_of_last_five_evaluations_against_range(tmp_path):
     assert "0.00 at the first evaluation" in out.stdout and "0.25 at the last" in out.stdout
     assert "0.60 over the last 5 evaluations" in out.stdout and "inside" in out.stdout
     assert "OUTSIDE" in check(run, 0.61, 0.9).stdout
+    assert "inside" in check(run, 0.6, 0.6).stdout  # both bounds included (the mean is exactly 0.6)
 
 
 def test_unfinished_run_exits_2(tmp_path):
