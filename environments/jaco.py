@@ -31,8 +31,11 @@ an episode, 0..3, via ``episode_info_keys``) next to ``SuccessRate``. SuccessRat
 that the current sub-goal was reached at some step; in the stay task the hand starts on its
 goal, so even a random policy scores about 1. StagesCompleted is the suite's metric (§4.1).
 
-Physics (environments/jaco_model.py): as in the original, the shoulder motor (10 N m) cannot
-hold the hand still at g2, g3 or the start pose (about 108-116 % needed); g0 and g1 can be held.
+Physics (environments/jaco_model.py): the original's arm, written from its numbers (§4.1a). The
+start pose is its qpos0, with joint 5 at its ref -2.8 rad, outside the joint's range: the limit
+snaps it into range within the first steps, as in the original. The shoulder motor (10 N m)
+cannot hold the hand still at g2, g3 or the start pose (111-118 % needed); g0 and g1 can be held.
+The stay task's goal is the hand position right after each reset (§4.1a; docs/deviations.md).
 
 QMP-Domain mixture (paper §5.3.2), rule used by :func:`domain_mixture`: each task is the
 token sequence (start, s1, s2, s3) and owns the three directed segments
@@ -49,14 +52,8 @@ import numpy as np
 from gymnasium.envs.mujoco import MujocoEnv
 
 from environments.base import TaskSuite
-from environments.jaco_model import (
-    HAND_BODY,
-    HOME_QPOS,
-    TARGET_BODY,
-    build_jaco_model,
-    hand_position,
-    jaco_arm_xml_path,
-)
+from environments import jaco_model
+from environments.jaco_model import HAND_BODY, TARGET_BODY, build_jaco_model
 
 ENV_ID = "JacoReachMT5-v1"
 SUBGOALS = {
@@ -111,7 +108,7 @@ class JacoReachMultistageEnv(MujocoEnv):
         obs_space = gym.spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float32)
         MujocoEnv.__init__(
             self,
-            jaco_arm_xml_path(),  # only checked for existence; the model is built below
+            jaco_model.__file__,  # only checked for existence; the model is built below
             frame_skip=4,
             observation_space=obs_space,
             render_mode=render_mode,
@@ -124,13 +121,13 @@ class JacoReachMultistageEnv(MujocoEnv):
                 "lookat": np.array([0.2, 0.0, 0.3]),
             },
         )
-        self.init_qpos = HOME_QPOS.copy()
+        self.init_qpos = self.model.qpos0.copy()  # joint 5 at its ref -2.8 (§4.1a)
         self._hand_id = self.model.body(HAND_BODY).id
         self._mocap_id = self.model.body(TARGET_BODY).mocapid[0]
-        # The stay goal is this instance's own start hand position (fixes the §4.1 "Bug").
-        stay_goal = hand_position(self.model, self.init_qpos)
+        # Stay task: its three goals are set to the hand position right after each reset (see
+        # reset_model); the other tasks' goals are the fixed sub-goals.
         self.goals = np.array(
-            [stay_goal if g == STAY else SUBGOALS[g] for g in TASK_SEQUENCES[task]],
+            [jaco_model.hand_position(self.model, self.init_qpos) if g == STAY else SUBGOALS[g] for g in TASK_SEQUENCES[task]],
             dtype=np.float64,
         )
         self.is_stay = TASK_SEQUENCES[task][0] == STAY
@@ -169,10 +166,17 @@ class JacoReachMultistageEnv(MujocoEnv):
         return obs.astype(np.float32)
 
     def reset_model(self) -> np.ndarray:
-        """qpos = home + U(+-0.01), qvel = U(+-0.001), stage 0 (§4.1)."""
+        """qpos = qpos0 + U(+-0.01), qvel = U(+-0.001), stage 0 (§4.1).
+
+        The stay task's goal becomes the hand position of this reset (§4.1a: the original stored a
+        live view of the hand position, so its training envs' stay goal was the hand at each reset;
+        its test env's goal was wherever that env's hand happened to be, the §4.1 "Bug", not kept).
+        """
         qpos = self.init_qpos + self.np_random.uniform(-0.01, 0.01, self.model.nq)
         qvel = self.np_random.uniform(-0.001, 0.001, self.model.nv)
         self.set_state(qpos, qvel)
+        if self.is_stay:
+            self.goals[:] = self.hand_pos
         self.stage = 0
         self.success_count = 0
         self._set_goal_marker()
