@@ -11,6 +11,7 @@ import random
 import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from importlib import metadata
@@ -54,6 +55,9 @@ class ExperimentConfig:
     env: str = _f("MazeLarge-10-v0", "environment suite id")
     seed: int = _f(0, "random seed (python, numpy, torch, env seeds)")
     name: str = _f("", "run name, part of the log dir (spaces become '-'; empty: left out)")
+    preset: str | None = _f(None, "settings layered over the env's preset: ctpg (CTPG's control and "
+                            "guide settings for HalfCheetahMT5-v0, HalfCheetahMT8-v0, MetaWorldMT10-v2, "
+                            "MetaWorldMT50-v2, shared by Base / w/ QMP / w/ CTPG; flags still override)")
     n_epochs: int = _f(1000, "number of epochs")
     batch_size: int = _f(1000, "env steps collected per training iteration, total over all tasks")
     steps_per_epoch: int = _f(1, "training iterations (collect + update) per epoch")
@@ -66,6 +70,12 @@ class ExperimentConfig:
     target_update_tau: float = _f(0.005, "Polyak coefficient of the target critics")
     target_entropy: float | None = _f(None, "SAC target entropy (default -|A|)")
     reward_scale: float = _f(1.0, "reward multiplier in the critic target")
+    grad_clip: float | None = _f(None, "clip the gradient norm of critics, actor and temperature to this "
+                                 "(per task for the DnC family's separate learners); unset: no clipping")
+    max_alpha: float | None = _f(None, "cap every SAC temperature at this value (CTPG: 1.0); unset: no cap")
+    temperature_form: str | None = _f(None, "temperature loss: alpha (loss alpha (-log pi - H)) | log_alpha "
+                                      "(loss log alpha (-log pi - H)); unset: the original's, alpha for the "
+                                      "SAC family, log_alpha for the DnC family")
     policy_architecture: str | None = _f(None, f"policy network: {'|'.join(ARCHITECTURE_CHOICES)} (default depends on the experiment)")
     Q_architecture: str | None = _f(None, f"Q network: {'|'.join(ARCHITECTURE_CHOICES)} (default depends on the experiment)")
     include_task_id: bool = _f(False, "feed the one-hot task id to the networks")
@@ -124,6 +134,11 @@ class ExperimentConfig:
                                  only=CTPG)
     guide_mask_logits: bool = _f(True, "CTPG: filter gate masks before the softmax (paper); False: the "
                                  "released code (only the all-masked fallback acts)", only=CTPG)
+    guide_task_onehot: bool = _f(True, "CTPG: append the task one-hot to the guide networks' input (the "
+                                 "release's guide); False: the observation alone", only=CTPG)
+    guide_buffer_size: int | None = _f(None, "CTPG: env steps per task whose guide segments are kept (the "
+                                       "release samples guide segments from its replay buffer: capacity / T "
+                                       "steps per task); unset: the replay capacity per task", only=CTPG)
     kl_coeff: tuple[float, ...] = _f((0.0,), "DnC regulariser beta: 1 value for every pair or T*T "
                                      "values row-major (row i = policy i's loss against each j)",
                                      only=DNC)
@@ -147,12 +162,13 @@ class ExperimentConfig:
     num_experts: int = _f(4, "CARE / MOORE: number of experts", only=SHARING)
     num_param_sets: int = _f(5, "PaCo: number of shared parameter sets (5 for Meta-World, 3 for "
                              "HalfCheetah in CTPG)", only=SHARING)
-    extreme_loss_threshold: float = _f(3000.0, "PaCo: a task whose critic loss exceeds this is left out of "
-                                       "the step and its composition reset", only=SHARING)
-    extreme_loss_after: int = _f(100_000, "PaCo: gradient steps before extreme losses are handled",
-                                 only=SHARING)
-    task_loss_weights: bool = _f(False, "weight task t's losses by T softmax(-log alpha)_t (Soft "
-                                 "Modularization's and CTPG's weighting)", only=SHARING)
+    extreme_loss_threshold: float | None = _f(None, "a task whose critic loss exceeds this is left out of "
+                                              "the critic and actor losses of the step (every method; PaCo "
+                                              "also resets its composition); unset: 3000 with PaCo networks, "
+                                              "off otherwise")
+    extreme_loss_after: int = _f(100_000, "gradient steps before extreme losses are handled")
+    task_loss_weights: bool = _f(False, "weight task t's critic and actor losses by T softmax(-log alpha)_t "
+                                 "(Soft Modularization's and CTPG's weighting)")
     use_pc_grad: bool = _f(False, "PCGrad on policy and critic gradients (mtsac, qmp_sac)")
     skip_alpha_pc_grad: bool = _f(True, "with --use_pc_grad, leave the temperature out of PCGrad")
 
@@ -205,12 +221,78 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
                               min_buffer_size=1500, buffer_batch_size=128, lr=1e-4, hidden_sizes=(400, 400),
                               num_evaluation_episodes=256),
 }
-# CTPG's guide settings per benchmark (anchors §1.3, §1.12): the guide networks' widths (the benchmark's
-# network: 400 x 5 on Meta-World, 400 x 2 on HalfCheetah) and 128 segments per task per guide step. Only
-# the CTPG experiments have these flags, so they apply to CTPG runs only.
-for _env, _layers in (("MetaWorldMT10-v2", 5), ("MetaWorldMT50-v2", 5), ("HalfCheetahMT5-v0", 2),
-                      ("HalfCheetahMT8-v0", 2)):
-    ENV_PRESETS[_env].update(guide_hidden_sizes=(400,) * _layers, guide_batch_size=128)
+# CTPG's guide settings per benchmark (anchors §1.3, §1.9, §1.12): the guide networks' widths (the
+# benchmark's network: 400 x 5 on Meta-World, 400 x 2 on HalfCheetah), 128 segments per task per guide
+# step and the release's guide window (its replay capacity / T steps per task, from CTPG_SUITES below).
+# Only the CTPG experiments have these flags, so they apply to CTPG runs only.
+for _env, _layers, _window in (("MetaWorldMT10-v2", 5, 100_000), ("MetaWorldMT50-v2", 5, 200_000),
+                               ("HalfCheetahMT5-v0", 2, 100_000), ("HalfCheetahMT8-v0", 2, 125_000)):
+    ENV_PRESETS[_env].update(guide_hidden_sizes=(400,) * _layers, guide_batch_size=128,
+                             guide_buffer_size=_window)
+
+
+
+@dataclass(frozen=True)
+class CTPGSuite:
+    """One benchmark of CTPG's main table as the release runs it (DarkDawn233/CTPG
+    ``scripts/start.sh`` lines 5-30 and ``config/env/*.yaml``; anchors §1.12)."""
+
+    num_tasks: int  # N
+    steps_per_task: int  # num_train_steps (vectorised steps; 1,500,100 / 800,100 rounded down)
+    capacity_per_task: int  # replay_buffer.capacity / N
+    num_layers: int  # env.network.num_layers: hidden layers of 400 units
+    num_param_sets: int  # env.network.paco_num_of_param_set
+
+
+CTPG_SUITES: dict[str, CTPGSuite] = {
+    "HalfCheetahMT5-v0": CTPGSuite(5, 800_000, 500_000 // 5, 2, 3),
+    "HalfCheetahMT8-v0": CTPGSuite(8, 800_000, 1_000_000 // 8, 2, 3),
+    "MetaWorldMT10-v2": CTPGSuite(10, 1_500_000, 1_000_000 // 10, 5, 5),
+    "MetaWorldMT50-v2": CTPGSuite(50, 1_500_000, 10_000_000 // 50, 5, 5),
+}
+PRESET_CHOICES = ("ctpg",)
+CTPG_STEPS_PER_ITERATION = 10  # vectorised steps per collect/update iteration (= guide_update_step)
+CTPG_EVAL_EVERY = 10_000  # steps per task between evaluations (experiment.eval_freq)
+
+
+def ctpg_preset(env: str, experiment: str) -> dict[str, Any]:
+    """CTPG's control settings as the release runs every cell of its table (anchors §1.11-§1.14).
+
+    The same values for Base (``mtsac``, ``dnc_sac``), w/ QMP (``qmp_sac``, ``qmp_dnc``) and w/ CTPG
+    (``ctpg_sac``, ``ctpg_dnc``): Adam 1e-4, tau 0.01, gradient-norm clip 0.1, temperature in the
+    alpha form capped at 1, losses weighted T softmax(-log alpha), extreme task losses (> 3000)
+    masked after 100k updates, reward x 0.1, 128 transitions per task per update, one update per
+    vectorised step after 1500 warm-up steps per task, the release's replay capacity per task,
+    400-unit layers, 32 evaluation episodes per task every 10k steps per task. Collection and
+    updates alternate every ``CTPG_STEPS_PER_ITERATION`` vectorised steps (the release: every
+    step), so one guide step follows every 10 control steps, as in the release.
+
+    The two schedule families count differently (learning/trainer.py ``Schedule``): the SAC family
+    samples ``buffer_batch_size`` in total and runs ``gradient_steps_per_itr`` updates; the DnC
+    family samples ``buffer_batch_size`` per task and runs ``gradient_steps_per_itr // T``.
+
+    Raises:
+        ValueError: ``env`` is not one of CTPG's four suites (naming --preset and them).
+    """
+    if env not in CTPG_SUITES:
+        raise ValueError(f"--preset ctpg is defined for CTPG's suites only; --env={env!r}, allowed: "
+                         f"{', '.join(CTPG_SUITES)}")
+    suite = CTPG_SUITES[env]
+    t, k = suite.num_tasks, CTPG_STEPS_PER_ITERATION
+    dnc = experiment in DNC
+    return dict(
+        lr=1e-4, target_update_tau=0.01, discount=0.99, reward_scale=0.1, grad_clip=0.1, max_alpha=1.0,
+        temperature_form="alpha", task_loss_weights=True, extreme_loss_threshold=3000.0,
+        extreme_loss_after=100_000, hidden_sizes=(400,) * suite.num_layers,
+        num_param_sets=suite.num_param_sets,
+        batch_size=k * t, steps_per_epoch=CTPG_EVAL_EVERY // k, evaluation_frequency=1,
+        n_epochs=suite.steps_per_task // CTPG_EVAL_EVERY,
+        gradient_steps_per_itr=k * t if dnc else k,
+        buffer_batch_size=128 if dnc else 128 * t,
+        min_buffer_size=1500 if dnc else 1500 * t,
+        replay_buffer_size=suite.capacity_per_task, num_evaluation_episodes=32 * t,
+        guide_buffer_size=suite.capacity_per_task, guide_batch_size=128,
+        guide_hidden_sizes=(400,) * suite.num_layers)
 
 
 def config_fields() -> list[dataclasses.Field]:
@@ -218,10 +300,21 @@ def config_fields() -> list[dataclasses.Field]:
 
 
 def resolve_config(experiment: str, cli: dict[str, Any]) -> ExperimentConfig:
-    """Defaults <- per-environment preset <- flags given on the command line (reference §1.4)."""
+    """Defaults <- per-environment preset <- ``--preset`` (e.g. :func:`ctpg_preset`) <- flags
+    given on the command line (reference §1.4).
+
+    Raises:
+        ValueError: an unknown ``--preset`` or one not defined for ``--env``.
+    """
     env = cli.get("env") or ExperimentConfig.env
     only = {f.name: f.metadata.get("only") for f in dataclasses.fields(ExperimentConfig)}
-    values = {k: v for k, v in ENV_PRESETS.get(env, {}).items()  # presets of flags this experiment has
+    layers = dict(ENV_PRESETS.get(env, {}))
+    preset = cli.get("preset")
+    if preset is not None:
+        if preset not in PRESET_CHOICES:
+            raise ValueError(f"--preset={preset!r}; allowed: {', '.join(PRESET_CHOICES)}")
+        layers.update(ctpg_preset(env, experiment))
+    values = {k: v for k, v in layers.items()  # presets of flags this experiment has
               if only[k] is None or experiment in only[k]}
     values.update({k: v for k, v in cli.items() if v is not None})
     values["experiment"] = experiment
@@ -262,6 +355,27 @@ def config_from_variant(variant: dict[str, Any]) -> ExperimentConfig:
     return ExperimentConfig(**values)
 
 
+def read_variant(log_dir: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``<log_dir>/variant.json`` of a run.
+
+    Raises:
+        ValueError: no such file (not a run directory), or it is unreadable or not a JSON object
+            (the message names the file).
+    """
+    path = Path(log_dir) / "variant.json"
+    if not path.is_file():
+        raise ValueError(f"LOGDIR {log_dir} holds no variant.json: not a run directory")
+    try:
+        variant = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path} is unreadable ({err}); it is the run's configuration: restore it "
+                         "(or rewrite it from the run's command line) before resuming or evaluating") from None
+    if not isinstance(variant, dict) or not isinstance(variant.get("experiment"), str):
+        raise ValueError(f"{path} is not a run configuration (a JSON object with an \"experiment\" "
+                         "and the run's flags)")
+    return variant
+
+
 def log_dir_base(config: ExperimentConfig) -> Path:
     """``--log_dir`` or ``data/local/experiment/<log_name>`` (see :attr:`ExperimentConfig.log_name`)."""
     return Path(config.log_dir) if config.log_dir else Path("data/local/experiment") / config.log_name
@@ -270,7 +384,9 @@ def log_dir_base(config: ExperimentConfig) -> Path:
 def check_log_dir(config: ExperimentConfig) -> None:
     """Raise ValueError naming --log_dir when the run's directory could not be created.
 
-    The nearest existing ancestor must be a writable directory (checked before any env is built).
+    The nearest existing ancestor must be a directory in which a directory can be made (checked
+    before any env is built by making and removing an empty one there: permission bits alone do
+    not tell, e.g. ``/proc`` looks writable to root).
     """
     base = log_dir_base(config).absolute()
     if base.exists() and not base.is_dir():
@@ -280,6 +396,11 @@ def check_log_dir(config: ExperimentConfig) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"--log_dir {base} cannot be created: {parent} is not a writable directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".qmp-log-dir-check-", dir=parent))
+    except OSError as err:
+        raise ValueError(f"--log_dir {base} cannot be created: no directory can be made in {parent} "
+                         f"({err.strerror})") from None
 
 
 VERSIONED_PACKAGES = ("torch", "mujoco", "gymnasium", "metaworld")

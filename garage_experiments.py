@@ -4,7 +4,6 @@ algorithm -> trainer (reference §1.1; garage's experiment launchers)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,19 +13,19 @@ import torch
 
 import environments
 from environments.base import TaskSuite
-from experiment_utils import (ARCHITECTURE_CHOICES, BLOCK_GATE_CHOICES, DISTILL, RESIDUAL_MODES, MIXTURE_CHOICES, PC_GRAD,
+from experiment_utils import (ARCHITECTURE_CHOICES, BLOCK_GATE_CHOICES, CTPG_SUITES, DISTILL, PRESET_CHOICES,
+                              RESIDUAL_MODES, MIXTURE_CHOICES, PC_GRAD,
                               QSWITCH_SCORE_CHOICES, SAMPLING_TYPE_CHOICES, UDS,
                               ExperimentConfig, check_log_dir, config_from_variant, default_target_entropy,
                               make_log_dir,
                               resolve_device, set_seed)
-from learning.algorithms.ctpg import CTPGGuide
 from learning.algorithms.ctpg_training import GuideTraining
 from learning.algorithms.dnc import DnCSAC, kl_coefficients
-from learning.algorithms.sac import MultiTaskSAC
+from learning.algorithms.sac import TEMPERATURE_FORMS, MultiTaskSAC
 from learning.algorithms.uds import UDSSAC
 from learning.networks import TASK_CONDITIONED
 from learning.policies.behaviour import OwnPolicy
-from learning.policies.ctpg_guide import CTPGBehaviour
+from learning.policies.ctpg_guide import CTPGBehaviour, build_guide
 from learning.policies.mixture_policies_wrapper import MixtureOfPolicies
 from learning.policies.qswitch_mixture_policies_wrapper import QSwitchMixturePolicy
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
@@ -94,8 +93,12 @@ def resolved_values(config: ExperimentConfig, num_tasks: int, act_dim: int) -> d
     """Values fixed from the flags and the suite at build time (variant.json's ``resolved``):
     architectures, replay capacity per task, target entropy, evaluation episodes per task, device."""
     policy_arch, q_arch = architectures(config)
+    extra = {}
+    if EXPERIMENTS[config.experiment].ctpg:
+        extra["guide_buffer_size_per_task"] = guide_window(config, num_tasks)
     return dict(num_tasks=num_tasks, policy_architecture=policy_arch, Q_architecture=q_arch,
-                replay_buffer_size_per_task=replay_capacity_per_task(config, num_tasks),
+                temperature_loss=temperature_form(config), extreme_loss_threshold=extreme_loss_threshold(config),
+                **extra, replay_buffer_size_per_task=replay_capacity_per_task(config, num_tasks),
                 target_entropy=default_target_entropy(config, act_dim),
                 evaluation_episodes_per_task=max(1, config.num_evaluation_episodes // num_tasks),
                 device=str(resolve_device(config.device, config.gpu)))
@@ -128,6 +131,32 @@ def replay_capacity_per_task(config: ExperimentConfig, num_tasks: int) -> int:
     if EXPERIMENTS[config.experiment].family == "dnc":
         return ORIGINAL_REPLAY_CAPACITY
     return ORIGINAL_REPLAY_CAPACITY // num_tasks
+
+
+PACO_EXTREME_LOSS_THRESHOLD = 3000.0  # PaCo's and CTPG's mask_loss_threshold (anchors §1.4)
+
+
+def temperature_form(config: ExperimentConfig) -> str:
+    """``--temperature_form``, or the original's: ``alpha`` for its SAC family, ``log_alpha`` for
+    its DnC family (reference §3.1 step 3)."""
+    if config.temperature_form is not None:
+        return config.temperature_form
+    return "log_alpha" if EXPERIMENTS[config.experiment].family == "dnc" else "alpha"
+
+
+def extreme_loss_threshold(config: ExperimentConfig) -> float | None:
+    """``--extreme_loss_threshold``, or 3000 when a network is PaCo (its own trick), else None (off)."""
+    if config.extreme_loss_threshold is not None:
+        return config.extreme_loss_threshold
+    return PACO_EXTREME_LOSS_THRESHOLD if "paco" in architectures(config) else None
+
+
+def guide_window(config: ExperimentConfig, num_tasks: int) -> int:
+    """Env steps per task whose guide segments are kept: ``--guide_buffer_size``, or the replay
+    capacity per task (the release samples guide segments from its control replay buffer)."""
+    if config.guide_buffer_size is not None:
+        return config.guide_buffer_size
+    return replay_capacity_per_task(config, num_tasks)
 
 
 def validate(config: ExperimentConfig) -> TaskSuite:
@@ -170,6 +199,18 @@ def validate(config: ExperimentConfig) -> TaskSuite:
         raise ValueError(f"--discount must be in (0, 1], got {config.discount}")
     if not 0 < config.target_update_tau <= 1:
         raise ValueError(f"--target_update_tau must be in (0, 1], got {config.target_update_tau}")
+    for flag in ("grad_clip", "max_alpha", "extreme_loss_threshold", "guide_buffer_size"):
+        value = getattr(config, flag)
+        if value is not None and not value > 0:
+            raise ValueError(f"--{flag} must be > 0 (or unset), got {value}")
+    if config.temperature_form is not None and config.temperature_form not in TEMPERATURE_FORMS:
+        raise ValueError(f"--temperature_form={config.temperature_form!r}; "
+                         f"allowed: {', '.join(TEMPERATURE_FORMS)}")
+    if config.preset is not None and config.preset not in PRESET_CHOICES:
+        raise ValueError(f"--preset={config.preset!r}; allowed: {', '.join(PRESET_CHOICES)}")
+    if config.preset == "ctpg" and config.env not in CTPG_SUITES:
+        raise ValueError(f"--preset ctpg is defined for CTPG's suites only; --env={config.env!r}, "
+                         f"allowed: {', '.join(CTPG_SUITES)}")
     if not 0 <= config.seed <= MAX_SEED:
         raise ValueError(f"--seed must be in [0, 2**32 - 1], got {config.seed}")
     if "/" in config.name:
@@ -313,16 +354,15 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
     buffer = TaskReplayBuffer(t, capacity, len(obs_idx), act_dim, device,
                               stream_width=config.envs_per_task)
     target_entropy = default_target_entropy(config, act_dim)
-    # The original's SAC family steps alpha, its DnC family log alpha (reference §3.1 step 3).
-    temperature_form = "log_alpha" if spec.family == "dnc" else "alpha"
+    threshold = extreme_loss_threshold(config)
     common = dict(per_task_alpha=spec.per_task_alpha, lr=config.lr, discount=config.discount,
                   tau=config.target_update_tau, reward_scale=config.reward_scale,
                   target_entropy=target_entropy,
                   task_reduction="sum" if spec.family == "dnc" else "mean",
                   use_pc_grad=config.use_pc_grad, pc_grad_alpha=not config.skip_alpha_pc_grad,
-                  temperature_form=temperature_form, task_loss_weights=config.task_loss_weights,
-                  extreme_loss=((config.extreme_loss_threshold, config.extreme_loss_after)
-                                if "paco" in (policy_arch, q_arch) else None))
+                  temperature_form=temperature_form(config), task_loss_weights=config.task_loss_weights,
+                  extreme_loss=None if threshold is None else (threshold, config.extreme_loss_after),
+                  grad_clip=config.grad_clip, max_alpha=config.max_alpha)
     if spec.family == "dnc":
         dnc = dict(buffer=buffer, kl_coeff=config.kl_coeff, sampling_type=config.sampling_type,
                    regularize_representation=config.regularize_representation,
@@ -365,7 +405,7 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
         eval_sampler = Sampler(dataclasses.replace(suite, n_workers=min(config.n_workers, t * eval_envs)),
                                eval_envs, obs_idx, device, config.seed + 10_000, test=True,
                                discount=config.discount)
-        resolved = dict(resolved_values(config, t, act_dim), temperature_loss=temperature_form,
+        resolved = dict(resolved_values(config, t, act_dim),
                         policy_parameters=parameter_count(policy), Q_parameters=parameter_count(qf))
         log_dir = make_log_dir(config, resolved) if log_dir is None else Path(log_dir)
         recorder = video_recorder(config, suite, eval_modes, obs_idx, device, log_dir)
@@ -382,19 +422,20 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
 def build_guide_training(config: ExperimentConfig, algorithm: MultiTaskSAC, schedule: Schedule,
                          obs_dim: int, act_dim: int, capacity: int, device) -> GuideTraining:
     """CTPG's guide learner, behaviour, segment storage and schedule (anchors §1.2-§1.9): a
-    multi-head guide (the original's, whatever the control network), segments of
-    ``--guide_step`` steps kept with the replay capacity's recency (capacity // K per task)."""
+    multi-head guide on [observation, task one-hot] (the release's, whatever the control network;
+    ``--guide_task_onehot False``: the observation alone), segments of ``--guide_step`` K steps
+    kept for the newest :func:`guide_window` steps per task (window // K segments)."""
     t, k = algorithm.num_tasks, config.guide_step
     hidden = tuple(config.guide_hidden_sizes) or tuple(config.hidden_sizes)
-    guide = CTPGGuide.build("multihead", t, obs_dim, hidden, lr=config.guide_lr,
-                            discount=config.discount, tau=config.guide_tau,
-                            reward_scale=config.reward_scale).to(device)
+    guide = build_guide("multihead", t, obs_dim, hidden, task_onehot=config.guide_task_onehot,
+                        lr=config.guide_lr, discount=config.discount, tau=config.guide_tau,
+                        reward_scale=config.reward_scale).to(device)
     behaviour = CTPGBehaviour(algorithm.policy, algorithm.qf, guide, algorithm.log_alpha,
                               guide_step=k, filter_gate=not config.no_filter_gate,
                               block_gate=not config.no_block_gate, block_mode=config.block_gate,
                               mask_logits=config.guide_mask_logits,
                               filter_start=config.guide_filter_start)
-    segments = SegmentBuffer(t, max(1, capacity // k), obs_dim, act_dim, k, device)
+    segments = SegmentBuffer(t, max(1, guide_window(config, t) // k), obs_dim, act_dim, k, device)
     return GuideTraining(guide, behaviour, segments, SegmentRecorder(segments, config.envs_per_task),
                          algorithm, t, config.guide_batch_size or schedule.minibatch_per_task(),
                          config.guide_update_step, hindsight=not config.no_hindsight)
@@ -429,43 +470,20 @@ def config_from_run(log_dir: Path | str, **overrides) -> ExperimentConfig:
     (:func:`experiment_utils.config_from_variant`), with ``log_dir`` set to the run's directory.
 
     Raises:
-        ValueError: if ``log_dir`` holds no ``variant.json``.
+        ValueError: ``log_dir`` holds no ``variant.json``, or it is broken (naming the file).
     """
-    path = Path(log_dir) / "variant.json"
-    if not path.is_file():
-        raise ValueError(f"LOGDIR {log_dir} holds no variant.json: not a run directory")
-    config = config_from_variant(json.loads(path.read_text()))
+    from experiment_utils import read_variant
+
+    config = config_from_variant(read_variant(log_dir))
     return dataclasses.replace(config, log_dir=str(log_dir), **overrides)
 
 
 def prepare_resume(log_dir: Path | str, n_epochs: int | None = None) -> Trainer:
-    """A trainer restored from a run's last snapshot (``params.pt``), ready to continue.
+    """A trainer restored from a run's last readable snapshot, holding the run's lock:
+    :func:`tools.snapshots.prepare_resume` (kept here for callers of the library API)."""
+    from tools.snapshots import prepare_resume as prepare
 
-    With ``--snapshot_buffer`` the snapshot holds the replay buffer and env states and the
-    resumed run continues exactly as the uninterrupted run would have (on the CPU); without
-    it, training continues with an empty buffer (a new warm-up) and fresh episodes.
-
-    Args:
-        log_dir: the run directory; its logs are appended to.
-        n_epochs: a new total number of epochs (to extend a finished run); default the run's.
-
-    Raises:
-        ValueError: no variant.json or params.pt, or nothing left to run.
-    """
-    log_dir = Path(log_dir)
-    overrides = {} if n_epochs is None else {"n_epochs": n_epochs}
-    config = config_from_run(log_dir, **overrides)
-    snapshot = log_dir / "params.pt"
-    if not snapshot.is_file():
-        raise ValueError(f"LOGDIR {log_dir} holds no params.pt snapshot to resume from")
-    trainer = build_trainer(config, log_dir)
-    start = trainer.load_snapshot(snapshot)
-    if start >= config.n_epochs:
-        trainer.close()
-        raise ValueError(f"{log_dir} already ran {start} of --n_epochs {config.n_epochs} epochs; "
-                         "pass --n_epochs N (larger) to continue it")
-    (log_dir / "final_evaluation.json").unlink(missing_ok=True)
-    return trainer
+    return prepare(log_dir, n_epochs)
 
 
 def resume_experiment(log_dir: Path | str, n_epochs: int | None = None) -> tuple[Path, dict[str, float]]:

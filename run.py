@@ -138,6 +138,7 @@ class ExperimentCommand(click.Command):
     """One experiment: help shows the --env preset; a flag of another experiment is named."""
 
     def parse_args(self, ctx, args):
+        args = normalise_argv(args)  # also for callers that skip main(), e.g. the sweep's checks
         ctx.meta[HELP_ENV] = _env_in(args)
         try:
             return super().parse_args(ctx, args)
@@ -314,8 +315,8 @@ def make_experiment_command(experiment: str) -> click.Command:
     """The click command of one experiment: one flag per ExperimentConfig field it accepts."""
 
     def callback(dry_run: bool, **flags):
-        config = resolve_config(experiment, flags)
         try:
+            config = resolve_config(experiment, flags)
             suite = validate(config)
         except ValueError as err:
             raise click.UsageError(str(err)) from None

@@ -44,6 +44,7 @@ class GuideTraining:
         self.control, self.num_tasks, self.batch_size = control, num_tasks, batch_size
         self.update_every, self.hindsight = update_every, hindsight
         self._pending_steps = 0
+        self._warm = False  # no update() call yet: the steps pending are the warm-up's
         self._stats: dict[str, torch.Tensor] = {}
 
     def observe(self, transition: TransitionBatch, done) -> None:
@@ -55,8 +56,16 @@ class GuideTraining:
 
     def update(self, env_steps_per_task: int) -> None:
         """One guide step per ``update_every`` vectorised steps collected since the last call;
-        also tells the behaviour the training progress (the filter gate's start)."""
+        also tells the behaviour the training progress (the filter gate's start).
+
+        The first call (the control's first warm iteration) counts at most ``update_every`` of the
+        warm-up's steps: the release runs its first guide step with its first control update, at
+        step ``init_steps``, and none for the steps before (DarkDawn233/CTPG
+        ``mtrl/experiment/multitask.py`` line 217, ``mtrl/agent/guide_sac.py`` line 1073), so
+        there is no catch-up burst of warm-up // ``update_every`` guide steps."""
         self.behaviour.set_step(env_steps_per_task)
+        if not self._warm:
+            self._pending_steps, self._warm = min(self._pending_steps, self.update_every), True
         n, self._pending_steps = divmod(self._pending_steps, self.update_every)
         if len(self.buffer) == 0:
             return

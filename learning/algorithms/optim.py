@@ -47,3 +47,48 @@ def adam(params: Iterable[torch.Tensor], lr: float, impl: str = "fused") -> torc
     if impl == "for-loop":
         return torch.optim.Adam(params, lr=lr, foreach=False)
     return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float | None,
+                   num_tasks: int | None = None) -> torch.Tensor | None:
+    """Rescale the gradients of ``params`` so that their L2 norm is at most ``max_norm``
+    (``--grad_clip``; CTPG's ``clip_grad_norm = 0.1`` on actor, critic and temperature, anchors
+    §1.11, DarkDawn233/CTPG ``mtrl/agent/sac.py`` lines 376, 461, 483).
+
+    ``num_tasks=None``: one norm over every gradient (``torch.nn.utils.clip_grad_norm_``, as the
+    release does for its shared networks). ``num_tasks=T``: one norm per task over the task-t
+    slices ``grad[t]`` of parameters stacked with the task axis first, (T, ...), so T separate
+    learners (the DnC family, ``task_reduction="sum"``) are clipped as T independent SAC agents
+    would be and one task's large gradient never shrinks another task's step.
+
+    Args:
+        params: the parameters whose ``.grad`` is rescaled in place (None grads are skipped).
+        max_norm: the bound; None leaves the gradients alone (returns None).
+        num_tasks: T for per-task clipping, or None.
+
+    Returns:
+        The norm(s) before clipping: a scalar, or (T,) per task; None when ``max_norm`` is None.
+
+    Raises:
+        ValueError: ``max_norm <= 0``, or per-task clipping of a parameter whose first axis is
+            not T.
+    """
+    if max_norm is None:
+        return None
+    if not max_norm > 0:
+        raise ValueError(f"--grad_clip must be > 0 (or unset), got {max_norm}")
+    grads = [p.grad for p in params if p.grad is not None]
+    if num_tasks is None:
+        return torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm)
+    if not grads:
+        return torch.zeros(num_tasks)
+    for g in grads:
+        if g.dim() == 0 or g.shape[0] != num_tasks:
+            raise ValueError(f"per-task gradient clipping needs parameters of shape (T={num_tasks}, ...); "
+                             f"got {tuple(g.shape)}")
+    sq = torch.stack([g.reshape(num_tasks, -1).pow(2).sum(1) for g in grads]).sum(0)  # (T,)
+    norm = sq.sqrt()
+    scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)  # torch's clip_grad_norm_ formula, per task
+    for g in grads:
+        g.mul_(scale.reshape(-1, *([1] * (g.dim() - 1))).to(g.dtype))
+    return norm

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from learning.algorithms import pcgrad
-from learning.algorithms.optim import adam
+from learning.algorithms.optim import adam, clip_grad_norm
+from learning.networks.paco import extreme_loss_tasks, mask_task_loss
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.q_functions.twin_q import TwinQFunction
 from learning.replay_buffer import TransitionBatch
@@ -164,8 +165,20 @@ class MultiTaskSAC(nn.Module):
             and CTPG's ``alpha_weight`` reduction (anchors §1.11).
         extreme_loss: ``(threshold, after)``: from update ``after`` on, a task whose critic loss
             is not within ``threshold`` is left out of the critic and actor losses of that step
-            and, in networks that have ``reset_tasks`` (PaCo), its task parameters are reset
-            (PaCo §3.3; CTPG's ``mask_extreme_task``, anchors §1.4); None: off.
+            (``torch.where``, so an infinite loss cannot turn the sum into NaN) and, in networks
+            that have ``reset_tasks`` (PaCo), its task parameters are reset (PaCo §3.3; CTPG's
+            ``mask_extreme_task`` for every method, DarkDawn233/CTPG ``mtrl/utils/utils.py``
+            line 128, ``mtrl/agent/sac.py`` lines 338-343); None: off.
+        grad_clip: bound on the gradient norm of the critics, the actor and the temperature,
+            each clipped after its backward pass (``--grad_clip``; CTPG's 0.1, anchors §1.11);
+            per task for ``task_reduction="sum"`` (T separate learners), over all parameters
+            otherwise (:func:`~learning.algorithms.optim.clip_grad_norm`); None: off.
+        max_alpha: cap on every temperature, log alpha <= log(max_alpha) after each step
+            (``--max_alpha``; CTPG's ``max_alpha = 1.0``, ``mtrl/agent/sac.py`` lines 486-488);
+            None: no cap.
+
+    Raises:
+        ValueError: bad ``task_reduction``, ``temperature_form``, ``grad_clip`` or ``max_alpha``.
     """
 
     def __init__(self, policy: TanhGaussianPolicy, qf: TwinQFunction, num_tasks: int, *,
@@ -173,8 +186,15 @@ class MultiTaskSAC(nn.Module):
                  reward_scale: float, target_entropy: float, task_reduction: str,
                  use_pc_grad: bool = False, pc_grad_alpha: bool = False,
                  temperature_form: str = "log_alpha", task_loss_weights: bool = False,
-                 extreme_loss: tuple[float, int] | None = None):
+                 extreme_loss: tuple[float, int] | None = None, grad_clip: float | None = None,
+                 max_alpha: float | None = None):
         super().__init__()
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(f"--grad_clip must be > 0 (or unset), got {grad_clip}")
+        if max_alpha is not None and not max_alpha > 0:
+            raise ValueError(f"--max_alpha must be > 0 (or unset), got {max_alpha}")
+        self.grad_clip = grad_clip
+        self.max_log_alpha = None if max_alpha is None else math.log(max_alpha)
         if task_reduction not in ("sum", "mean"):
             raise ValueError(f"task_reduction={task_reduction!r}; allowed: sum, mean")
         if temperature_form not in TEMPERATURE_FORMS:
@@ -220,12 +240,15 @@ class MultiTaskSAC(nn.Module):
         return {}
 
     def _backward(self, per_task: torch.Tensor, module_params: list, groups, pc: bool) -> None:
-        """Set ``.grad`` of ``module_params`` from the (T,) loss: reduced over tasks, or PCGrad."""
+        """Set ``.grad`` of ``module_params`` from the (T,) loss: reduced over tasks, or PCGrad;
+        then clip it to ``grad_clip`` (per task for separate learners)."""
         if pc:
             for i, group in enumerate(groups):
                 pcgrad.pcgrad_backward(per_task, group, retain_graph=i + 1 < len(groups))
         else:
             self.reduce(per_task).backward(inputs=module_params)
+        per_task_clip = self.task_reduction == "sum" and module_params[0].shape[0] == self.num_tasks
+        clip_grad_norm(module_params, self.grad_clip, self.num_tasks if per_task_clip else None)
 
     def update(self, batch: TransitionBatch) -> Stats:
         """One gradient step of every learner on a (T, B) minibatch; returns per-task stats."""
@@ -233,14 +256,14 @@ class MultiTaskSAC(nn.Module):
         q_loss, stats = critic_loss(batch, self.policy, self.qf, self.target_qf, alpha,
                                     self.discount, self.reward_scale)
         weights, extreme = self._task_weights(q_loss.detach())
-        q_loss = q_loss * weights
+        q_loss = self._weigh(q_loss, weights, extreme)
         self.qf_optimizer.zero_grad(set_to_none=True)
         self._backward(q_loss, list(self.qf.parameters()), self._qf_groups,
                        self.use_pc_grad)
         self.qf_optimizer.step()
 
         pi_loss, log_prob, pi_stats = self.actor_objective(batch, alpha)
-        pi_loss = pi_loss * weights
+        pi_loss = self._weigh(pi_loss, weights, extreme)
         self.policy_optimizer.zero_grad(set_to_none=True)
         self._backward(pi_loss, list(self.policy.parameters()),
                        self._policy_groups, self.use_pc_grad)
@@ -252,6 +275,9 @@ class MultiTaskSAC(nn.Module):
         self._backward(a_loss, [self.log_alpha], self._alpha_groups,
                        self.pc_grad_alpha)
         self.alpha_optimizer.step()
+        if self.max_log_alpha is not None:
+            with torch.no_grad():
+                self.log_alpha.clamp_(max=self.max_log_alpha)
 
         self.polyak_update()
         if extreme is not None:
@@ -264,17 +290,25 @@ class MultiTaskSAC(nn.Module):
         return stats
 
     def _task_weights(self, q_loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(T,) multipliers of the critic and actor losses (``task_loss_weights``, 0 for tasks with
-        an extreme loss) and the (T,) extreme mask (None while ``extreme_loss`` is off)."""
+        """(T,) multipliers of the critic and actor losses (``task_loss_weights``: T softmax(-log
+        alpha), CTPG's ``alpha_weight``, ``mtrl/agent/sac.py`` lines 608-610) and the (T,)
+        extreme mask (None while ``extreme_loss`` is off; NaN counts as extreme)."""
         t = self.num_tasks
         weights = torch.ones(t, device=q_loss.device)
         if self.task_loss_weights:
             weights = t * torch.softmax(-self.log_alpha.detach().expand(t), dim=0)
         extreme = None
         if self.extreme_loss is not None and self.num_updates >= self.extreme_loss[1]:
-            extreme = ~(q_loss.abs() <= self.extreme_loss[0])  # NaN counts as extreme
-            weights = torch.where(extreme, torch.zeros_like(weights), weights)
+            extreme = extreme_loss_tasks(q_loss, self.extreme_loss[0])
         return weights, extreme
+
+    @staticmethod
+    def _weigh(per_task: torch.Tensor, weights: torch.Tensor,
+               extreme: torch.Tensor | None) -> torch.Tensor:
+        """``weights * loss`` with the extreme tasks' rows set to 0 by ``torch.where`` (PaCo's
+        :func:`~learning.networks.paco.mask_task_loss`), so an inf or NaN loss leaves no NaN."""
+        weighted = per_task * weights
+        return weighted if extreme is None else mask_task_loss(weighted, extreme)
 
     @torch.no_grad()
     def _reset_tasks(self, extreme: torch.Tensor) -> None:

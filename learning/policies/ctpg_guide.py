@@ -6,6 +6,9 @@ gate, the guide samples j ~ pi^g_i(.|s) restricted by the policy-filter gate; pi
 with fresh sampled actions until the next decision. A blocked task, or one whose candidates are
 all filtered out, acts with its own policy. All tasks and envs are decided in a few batched
 calls (guide, comparable critic, M control samples, all T policies' candidates).
+
+:func:`build_guide` builds the guide learner with the release's input: the observation with the
+task one-hot appended (:class:`TaskOneHotInput`).
 """
 
 from __future__ import annotations
@@ -13,19 +16,72 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from learning.algorithms.ctpg import (
     CTPGGuide,
+    GuideCritic,
     block_mask,
     control_value,
     filter_mask,
     success_block_mask,
 )
+from learning.networks import build_network
 from learning.policies.behaviour import SwitchState, all_policy_candidates, gather_choice
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.q_functions.twin_q import TwinQFunction
 
 BLOCK_MODES = ("alpha", "success")
+
+
+class TaskOneHotInput(nn.Module):
+    """Feeds ``[s, one_hot(i)]`` to a task-batched network: row i of the task axis gets task i's
+    one-hot appended to its observation (the release's guide input, ``should_use_task_onehot:
+    True`` in DarkDawn233/CTPG ``config/agent/components/guide_multitask.yaml`` line 6).
+
+    Shapes: obs (T, B, obs_dim) -> ``net`` applied to (T, B, obs_dim + T); whatever ``net`` returns
+    (logits (T, B, T), or the critic's pair).
+
+    Raises:
+        ValueError: the task axis of ``obs`` is not T.
+    """
+
+    def __init__(self, net: nn.Module, num_tasks: int):
+        super().__init__()
+        self.net, self.num_tasks = net, num_tasks
+        self.register_buffer("eye", torch.eye(num_tasks), persistent=False)
+
+    def forward(self, obs: torch.Tensor):
+        t, b = obs.shape[0], obs.shape[1]
+        if t != self.num_tasks:
+            raise ValueError(f"guide input has {t} tasks on its first axis, expected {self.num_tasks}")
+        one_hot = self.eye.to(obs.dtype)[:, None, :].expand(t, b, t)
+        return self.net(torch.cat([obs, one_hot], dim=-1))
+
+
+def build_guide(architecture: str, num_tasks: int, obs_dim: int, hidden_sizes: tuple[int, ...],
+                task_onehot: bool = True, **kwargs) -> CTPGGuide:
+    """The guide learner (:class:`CTPGGuide`): actor, twin guide critic and comparable critic, each
+    a ``architecture`` network (the release: multi-head) over T candidates.
+
+    Args:
+        architecture: network of the guide parts (``multihead`` in the release).
+        num_tasks: T (also the number of candidates).
+        obs_dim: network observation size.
+        hidden_sizes: hidden widths (the release: the benchmark's network, 400 x 2 / 400 x 5).
+        task_onehot: wrap every part in :class:`TaskOneHotInput` (the release; anchors §1.3);
+            False: the trunk sees the observation alone.
+        **kwargs: the :class:`CTPGGuide` options (lr, discount, tau, reward_scale, ...).
+    """
+    in_dim = obs_dim + num_tasks if task_onehot else obs_dim
+
+    def wrap(net: nn.Module) -> nn.Module:
+        return TaskOneHotInput(net, num_tasks) if task_onehot else net
+
+    actor = wrap(build_network(architecture, num_tasks, in_dim, hidden_sizes, num_tasks))
+    critic = wrap(GuideCritic(architecture, num_tasks, in_dim, hidden_sizes))
+    comparable = wrap(GuideCritic(architecture, num_tasks, in_dim, hidden_sizes))
+    return CTPGGuide(actor, critic, comparable, num_tasks, **kwargs)
 
 
 def masked_guide_choice(logits: torch.Tensor, allowed: torch.Tensor, deterministic: bool,
