@@ -213,13 +213,15 @@ class TaskReplayBuffer:
     def state_dict(self) -> dict:
         """Write pointer, size, stream_width, the stored rows (T, size, ...) of obs, action, reward
         and terminal, ``link`` (T, size) int32 and ``final_obs`` (K, obs_dim) holding only the
-        side slots in use, renumbered 0..K-1; all on the CPU."""
+        side slots in use, renumbered 0..K-1; all on the CPU, each tensor its own copy of just
+        those rows (torch.save writes a view's whole storage: a slice of the preallocated
+        (T, capacity, ...) arrays would save the full capacity)."""
         link = self._link[:, : self._size].clone()
         used = link >= 0
         slots = link[used].long()
         link[used] = torch.arange(len(slots), dtype=torch.int32, device=self.device)
         return {"ptr": self._ptr, "size": self._size, "stream_width": self.stream_width,
-                **{k: v[:, : self._size].cpu() for k, v in self._storage.items()},
+                **{k: v[:, : self._size].to("cpu", copy=True) for k, v in self._storage.items()},
                 "link": link.cpu(), "final_obs": self._final[slots].cpu()}
 
     def load_state_dict(self, state: dict) -> None:

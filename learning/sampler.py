@@ -9,6 +9,7 @@ task t's buffer whatever policy produced it. Episodes continue across calls to
 from __future__ import annotations
 
 import contextlib
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -292,9 +293,10 @@ class Sampler:
         tensor = torch.from_numpy(x)
         return tensor if self._on_cpu else tensor.to(self.device)
 
-    def reset(self) -> None:
-        """Start fresh episodes in every sub-env (env RNGs continue; no re-seeding)."""
-        obs, _ = self.env.reset()
+    def reset(self, seed: int | None = None) -> None:
+        """Start fresh episodes in every sub-env: env RNGs continue, or with ``seed`` sub-env i is
+        re-seeded with ``seed + i``."""
+        obs, _ = self.env.reset(seed=seed)
         self._set_obs(obs)
         for arr in self._episode_accumulators():
             arr[...] = 0
@@ -317,24 +319,46 @@ class Sampler:
         self.env.close()
 
 
-def evaluate(sampler: Sampler, behaviour, episodes_per_task: int) -> EpisodeRecord:
+def evaluation_seed(run_seed: int, epoch: int, mode: str) -> int:
+    """The seed of one evaluation: a function of the run's ``--seed``, the epoch and the mode (the
+    trainer's log prefix, ``""`` or ``"p/"``) only, in [0, 2**31), so that ``run.py evaluate`` can
+    repeat any logged evaluation and no mode's episodes depend on another mode having run."""
+    entropy = (run_seed, epoch, zlib.crc32(mode.encode()), 0x65766131)  # last: a tag for "eval"
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+
+
+def evaluate(sampler: Sampler, behaviour, episodes_per_task: int,
+             seed: int | None = None) -> EpisodeRecord:
     """Run ``episodes_per_task`` deterministic episodes per task on the test envs (reference §3.13).
 
     The sampler's E copies per task run in waves; within a wave each copy contributes its
     first episode only. Success of an episode = any step with ``info["success"]``.
+
+    Args:
+        seed: when given (the trainer passes :func:`evaluation_seed`), the test envs are
+            re-seeded with it (sub-env i: ``seed + i``) and the behaviour's torch draws (a
+            mixture's policy choice) come from ``torch.manual_seed(seed)`` inside a forked RNG:
+            the result depends on the weights and the seed only, and the caller's torch RNG is
+            left as it was. None: the envs' and torch's RNGs simply continue.
     """
     record = EpisodeRecord.empty(sampler.num_tasks, sampler.extra_keys)
-    with single_thread():
-        _evaluate_waves(sampler, behaviour, episodes_per_task, record)
+    device = torch.device(sampler.device)
+    forked = [device] if device.type == "cuda" else []
+    with single_thread(), torch.random.fork_rng(devices=forked, enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        _evaluate_waves(sampler, behaviour, episodes_per_task, record, seed)
     return record
 
 
-def _evaluate_waves(sampler: Sampler, behaviour, remaining: int, record: EpisodeRecord) -> None:
+def _evaluate_waves(sampler: Sampler, behaviour, remaining: int, record: EpisodeRecord,
+                    seed: int | None = None) -> None:
     t, e = sampler.num_tasks, sampler.envs_per_task
     while remaining > 0:
         active = np.zeros((t, e), dtype=bool)
         active[:, : min(e, remaining)] = True
-        sampler.reset()
+        sampler.reset(seed)
+        seed = None  # later waves continue the envs' RNGs
         state = SwitchState.initial(t, e, sampler.device)
         while active.any():
             done = sampler._advance(behaviour, state, record, deterministic=True, active=active)[6]

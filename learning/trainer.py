@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from learning.logging import OrderedCsvOutput, SummaryStdOutput, make_wandb_output
 from learning.policies.behaviour import SwitchState
 from learning.replay_buffer import TaskReplayBuffer
-from learning.sampler import EpisodeRecord, Sampler, evaluate
+from learning.run_lock import RunLock, RunLockedError
+from learning.sampler import EpisodeRecord, Sampler, evaluate, evaluation_seed
 
 # NaN marks 'no finished episode this epoch'; tensorboardX warns on every such scalar.
 logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
@@ -129,6 +130,7 @@ class Trainer:
         self.final_evaluation: dict[str, float] = {}
         self.start_epoch = 0  # > 0 after load_snapshot (a resumed run)
         self._signal: int | None = None
+        self.lock = RunLock(self.log_dir)  # one writer per run dir: taken by train() (or resume)
 
     # ------------------------------------------------------------------ loop
     def train(self) -> dict[str, float]:
@@ -143,6 +145,11 @@ class Trainer:
             NonFiniteLossError: a loss became NaN or infinite (after a snapshot of that state
                 to ``params_nonfinite.pt``).
         """
+        try:
+            self.lock.acquire()  # already held when resuming (tools/snapshots.prepare_resume)
+        except RunLockedError:
+            self.close()
+            raise
         outputs = self._setup_logging()
         last = self.start_epoch - 1
         handlers = self._install_signal_handlers()
@@ -169,6 +176,7 @@ class Trainer:
                 dowel.logger.remove_output_type(type(out))
                 out.close()
             self.close()
+            self.lock.release()
         return self.final_evaluation
 
     def close(self) -> None:
@@ -296,7 +304,9 @@ class Trainer:
     def _evaluate(self, epoch: int) -> None:
         episodes = max(1, self.config.num_evaluation_episodes // self.num_tasks)
         for prefix, behaviour in self.eval_modes.items():
-            record = evaluate(self.eval_sampler, behaviour, episodes)
+            # seeded per (seed, epoch, mode): `run.py evaluate` repeats it from the snapshot
+            record = evaluate(self.eval_sampler, behaviour, episodes,
+                              seed=evaluation_seed(self.config.seed, epoch, prefix))
             pooled = log_episode_stats(f"Evaluation/{prefix}", record, self.suite, epoch)
             if prefix == "":
                 self.final_evaluation = pooled
@@ -311,7 +321,9 @@ class Trainer:
         per_task_return = [_mean(r) for r in record.returns]
         per_task_success = [_mean(s) for s in record.successes]
         tabular.record("Train/AverageReturn", _nanmean(per_task_return))
-        tabular.record("Train/SuccessRate", _nanmean(per_task_success))
+        success_logged = getattr(self.suite, "success_is_meaningful", True)  # not for return-only suites
+        if success_logged:
+            tabular.record("Train/SuccessRate", _nanmean(per_task_success))
         tabular.record("Train/TotalEnvSteps", self.total_env_steps)
         tabular.record("Train/ReplayBufferSize", len(self.buffer) * t)
         stats = {k: v.detach().cpu().numpy() for k, v in stats.items()}
@@ -327,7 +339,8 @@ class Trainer:
             for key, value in stats.items():
                 tabular.record(prefix + key, float(value[i]))
             tabular.record(prefix + "AverageReturn", per_task_return[i])
-            tabular.record(prefix + "SuccessRate", per_task_success[i])
+            if success_logged:
+                tabular.record(prefix + "SuccessRate", per_task_success[i])
             tabular.record(prefix + "ReplayBufferSize", len(self.buffer))
             tabular.record(prefix + "EnvSteps", self.total_env_steps // t)
             if mixture:
@@ -367,24 +380,26 @@ class Trainer:
             state["buffer"] = self.buffer.state_dict()
             state["sampler"] = self.sampler.state_dict()
             state["eval_sampler"] = self.eval_sampler.state_dict()
-        torch.save(state, path)
+        _atomic_save(state, path)  # a reader (evaluate) or a kill mid-write never sees half a file
         if path.name == "params.pt":
             mode = getattr(self.config, "snapshot_mode", "last")
             if mode == "all" or (mode == "gap" and (epoch + 1) % self.config.snapshot_gap == 0):
                 shutil.copyfile(path, self.log_dir / f"itr_{epoch}.pt")
-            torch.save({"epoch": epoch, "config": self.config.to_dict(),
-                        "policy": self.algorithm.policy.state_dict(),
-                        "qf": self.algorithm.qf.state_dict()}, self.log_dir / "policy.pt")
+            _atomic_save({"epoch": epoch, "config": self.config.to_dict(),
+                          "policy": self.algorithm.policy.state_dict(),
+                          "qf": self.algorithm.qf.state_dict()}, self.log_dir / "policy.pt")
         return path
 
-    def load_snapshot(self, path: Path) -> int:
-        """Restore a :meth:`save_snapshot` file; training continues at the returned epoch.
+    def load_snapshot(self, path: Path | dict) -> int:
+        """Restore a :meth:`save_snapshot` file (or its already loaded dict); training continues
+        at the returned epoch.
 
         Raises:
             RuntimeError: if the snapshot was written by a run with another configuration shape
                 (torch's state-dict mismatch).
         """
-        state = torch.load(path, map_location=self.sampler.device, weights_only=False)
+        state = path if isinstance(path, dict) else \
+            torch.load(path, map_location=self.sampler.device, weights_only=False)
         self.algorithm.load_state_dict(state["algorithm"])
         optimizers = dict(_optimizers(self.algorithm))
         for name, opt_state in state["optimizers"].items():
@@ -413,6 +428,13 @@ class Trainer:
         return self.start_epoch
 
 
+def _atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 def _guide_env_state(switch_state: SwitchState) -> dict:
     """CTPG's per-env gate flags kept on the switch state (none for other behaviours)."""
     guide = getattr(switch_state, "guide", None)
@@ -435,7 +457,9 @@ def _nanmean(values) -> float:
 
 
 def log_episode_stats(prefix: str, record: EpisodeRecord, suite, epoch: int) -> dict[str, float]:
-    """Record pooled and per-task evaluation metrics (reference §3.13 key names).
+    """Record pooled and per-task evaluation metrics (reference §3.13 key names); no
+    ``SuccessRate`` for suites whose success is meaningless (``suite.success_is_meaningful`` False:
+    HalfCheetah, one-task gymnasium ids), where return is the metric.
 
     Returns:
         The pooled metrics, keyed by full name.
@@ -452,8 +476,9 @@ def log_episode_stats(prefix: str, record: EpisodeRecord, suite, epoch: int) -> 
             "MaxReturn": float(np.max(returns)) if len(returns) else float("nan"),
             "MinReturn": float(np.min(returns)) if len(returns) else float("nan"),
             "TerminationRate": _mean([x for i in idx for x in record.terminations[i]]),
-            "SuccessRate": _mean([x for i in idx for x in record.successes[i]]),
         }
+        if getattr(suite, "success_is_meaningful", True):
+            out["SuccessRate"] = _mean([x for i in idx for x in record.successes[i]])
         for key, name in suite.episode_info_keys.items():
             out[name] = _mean([x for i in idx for x in record.extras[key][i]])
         return out
