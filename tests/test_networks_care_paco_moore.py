@@ -247,3 +247,30 @@ def test_moore_gradient_flows_through_gram_schmidt_and_is_isolated_per_task():
     assert g[1].abs().sum() > 0 and g[[0, 2]].abs().sum() == 0 and gh[[0, 2]].abs().sum() == 0
     with pytest.raises(ValueError):
         MOOREMLP(T, IN, (3,), OUT, num_experts=4)
+
+
+def test_paco_training_masks_an_overflowing_task_loss_with_torch_where(monkeypatch):
+    """The update reduces the per-task losses after :func:`mask_task_loss`: a task whose squared TD
+    error overflows float32 (inf) is left out and the reduced loss stays finite (0 * inf would be NaN),
+    while the other tasks still train and every parameter stays finite."""
+    from learning.algorithms import sac as sac_module
+    from learning.algorithms.sac import MultiTaskSAC
+    from learning.policies.tanh_gaussian import TanhGaussianPolicy
+    from learning.q_functions.twin_q import TwinQFunction
+    from learning.replay_buffer import TransitionBatch
+    torch.manual_seed(0)
+    policy, qf = TanhGaussianPolicy("paco", 2, 3, 1, (8,)), TwinQFunction("paco", 2, 3, 1, (8,))
+    sac = MultiTaskSAC(policy, qf, 2, per_task_alpha=True, lr=1e-3, discount=0.9, tau=0.5, reward_scale=1.0,
+                       target_entropy=-1.0, task_reduction="mean", extreme_loss=(3000.0, 0))
+    calls, reduced = [], []
+    monkeypatch.setattr(sac_module, "mask_task_loss", lambda loss, ext: calls.append(1) or mask_task_loss(loss, ext))
+    monkeypatch.setattr(sac, "reduce", lambda per_task: reduced.append(per_task.detach()) or per_task.mean())
+    reward = torch.tensor([[0.5] * 4, [1e20] * 4])  # task 1: (Q - 1e20)^2 = inf in float32
+    data = TransitionBatch(torch.randn(2, 4, 3), torch.rand(2, 4, 1) * 2 - 1, reward, torch.randn(2, 4, 3),
+                           torch.zeros(2, 4))
+    before = qf.q1.composition.detach().clone()
+    stats = sac.update(data)
+    assert len(calls) == 2 and stats["ExtremeLoss"].tolist() == [0.0, 1.0]
+    assert torch.isinf(stats["Qf1Loss"][1]) and torch.isfinite(reduced[0]).all() and reduced[0][1] == 0
+    assert all(torch.isfinite(p).all() for p in (*policy.parameters(), *qf.parameters()))
+    assert not torch.equal(qf.q1.composition[0], before[0])  # the healthy task trained
