@@ -1,14 +1,27 @@
-"""``python run.py sweep``: grid expansion, input checks before Ray, a real local Ray sweep that a
-re-launch skips entirely, and failed trials in the summary and the exit code."""
+"""``python run.py sweep``: grid expansion, input checks before Ray, the trial body's resume /
+restart decision and signal forwarding (without Ray), a real local Ray sweep that a re-launch skips
+entirely, a sweep stopped by SIGTERM and re-launched that ends with the uninterrupted run's
+progress.csv, and failed trials in the summary and the exit code."""
 
+import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from tools import sweep
-from tools.sweep import Trial, expand_grid, parse_grid, parse_seeds, sweep_command
+import run
+from tools.sweep import Trial, expand_grid, parse_grid, parse_seeds
+from tools.sweep import command as sweep_cli
+from tools.sweep import runner, trial as trial_body
+
+REPO = Path(__file__).resolve().parents[1]
 
 # One epoch of a tiny Pendulum run: each trial is dominated by python start-up and imports.
 TINY = ["--n_epochs", "1", "--batch_size", "100", "--min_buffer_size", "20", "--gradient_steps_per_itr", "2",
@@ -16,7 +29,7 @@ TINY = ["--n_epochs", "1", "--batch_size", "100", "--min_buffer_size", "20", "--
 
 
 def invoke(args):
-    return CliRunner().invoke(sweep_command, args, catch_exceptions=False)
+    return CliRunner().invoke(run.cli, ["sweep", *args], catch_exceptions=False)
 
 
 @pytest.fixture
@@ -24,7 +37,7 @@ def no_ray(monkeypatch):
     """Fail the test if the sweep tries to start or connect to Ray."""
     def refuse(*_, **__):
         raise AssertionError("Ray was started")
-    monkeypatch.setattr(sweep, "_start_ray", refuse)
+    monkeypatch.setattr(runner, "_start_ray", refuse)
 
 
 def test_expand_grid_is_the_cartesian_product_with_one_dir_name_per_trial():
@@ -107,7 +120,7 @@ def test_local_ray_sweep_completes_and_its_relaunch_skips_every_trial(tmp_path, 
 
     result = invoke(args)
     assert result.exit_code == 0, result.output
-    assert "4 done, 0 skipped, 0 failed" in result.output
+    assert "4 done, 0 skipped, 0 interrupted, 0 failed" in result.output
     for name in names:
         assert (root / name / "final_evaluation.json").is_file(), result.output
         variant = json.loads((root / name / "variant.json").read_text())
@@ -123,10 +136,10 @@ def test_local_ray_sweep_completes_and_its_relaunch_skips_every_trial(tmp_path, 
 
     def refuse(*_, **__):
         raise AssertionError("Ray was started although every trial had finished")
-    monkeypatch.setattr(sweep, "_start_ray", refuse)
+    monkeypatch.setattr(runner, "_start_ray", refuse)
     again = invoke(args)
     assert again.exit_code == 0, again.output
-    assert "0 done, 4 skipped, 0 failed" in again.output
+    assert "0 done, 4 skipped, 0 interrupted, 0 failed" in again.output
     for name in names:
         assert any(line.split()[:3] == [name, "skipped", "-"] for line in again.output.splitlines())
     assert _progress(root, names) == before
@@ -149,7 +162,7 @@ def test_local_ray_sweep_completes_and_its_relaunch_skips_every_trial(tmp_path, 
 @pytest.mark.slow
 def test_failed_trial_is_reported_and_the_sweep_exits_nonzero(tmp_path, monkeypatch):
     # Let a trial reach Ray that run.py itself rejects (the up-front check would catch it).
-    monkeypatch.setattr(sweep, "validate_trials", lambda *_, **__: {})
+    monkeypatch.setattr(sweep_cli, "validate_trials", lambda *_, **__: {})
     root = tmp_path / "sw"
     result = invoke(["--experiments", "sac", "--envs", "Pendulum-v1", "--grid", "batch_size=0",
                      "--root", str(root), "--num_cpus", "1", "--", *TINY[:2], *TINY[4:]])
@@ -157,6 +170,162 @@ def test_failed_trial_is_reported_and_the_sweep_exits_nonzero(tmp_path, monkeypa
     name = "sac_Pendulum-v1_batch_size=0_s0"
     row = next(line.split() for line in result.output.splitlines() if line.startswith(name + " "))
     assert row[1] == "failed" and row[2] == "2" and row[4] == str(root / f"{name}.log")
-    assert "0 done, 0 skipped, 1 failed" in result.output
+    assert "0 done, 0 skipped, 0 interrupted, 1 failed" in result.output
     assert "--batch_size must be a positive integer" in (root / f"{name}.log").read_text()
     assert not (root / name / "final_evaluation.json").exists()
+
+
+# ------------------------------------------------------------------------------ no import circle
+def test_the_sweep_package_never_imports_run_py():
+    code = "import sys, tools.sweep; sys.exit(1 if 'run' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_trial_checks_parse_space_separated_list_flags_without_run_main(tmp_path):
+    trials = expand_grid(["sac"], ["Pendulum-v1"], [0], extra=["--hidden_sizes", "16", "32"])
+    (config,) = sweep_cli.validate_trials(trials, tmp_path, run.cli.commands).values()
+    assert config["hidden_sizes"] == [16, 32]
+
+
+# ------------------------------------------------------------------------------ the trial body
+FAKE_RUN_PY = """import signal, sys, time
+print("argv", " ".join(sys.argv[1:]), flush=True)
+if "--slow" in sys.argv:
+    def stop(signum, frame):
+        print("SIGTERM: finishing the epoch, then snapshot and stop", flush=True)
+        sys.exit(143)
+    signal.signal(signal.SIGTERM, stop)
+    print("ready", flush=True)
+    time.sleep(30)
+"""
+
+
+@pytest.fixture
+def fake_repo(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "run.py").write_text(FAKE_RUN_PY)
+    root = tmp_path / "sw"
+    root.mkdir()
+    return repo, root
+
+
+def _body(repo: Path, root: Path, name: str = "t", args=("sac", "--fresh")):
+    return trial_body.run_trial_process(list(args), str(repo), str(root / name), str(root / f"{name}.log"))
+
+
+def test_an_unfinished_trial_with_a_snapshot_is_resumed_and_its_console_log_appended(fake_repo):
+    repo, root = fake_repo
+    (root / "t").mkdir()
+    (root / "t" / "params.pt").write_bytes(b"x")
+    (root / "t" / "variant.json").write_text("{}")
+    (root / "t.log").write_text("first attempt\n")
+    code, _, how = _body(repo, root)
+    assert (code, how) == (0, "resumed")
+    log = (root / "t.log").read_text()
+    assert log.startswith("first attempt\n") and f"argv resume {root / 't'}\n" in log
+    assert (root / "t" / "params.pt").is_file() and not (root.parent / "sw.failed").exists()
+
+
+def test_an_unfinished_trial_without_a_snapshot_is_moved_aside_and_started_afresh(fake_repo):
+    repo, root = fake_repo
+    (root / "t").mkdir()
+    (root / "t" / "progress.csv").write_text("stale\n")
+    (root / "t.log").write_text("first attempt\n")
+    code, _, how = _body(repo, root)
+    assert (code, how) == (0, "started")
+    assert "argv sac --fresh\n" in (root / "t.log").read_text()
+    aside = root.parent / "sw.failed" / "t.failed-1"
+    assert (aside / "progress.csv").read_text() == "stale\n" and (aside / "sweep.log").read_text() == "first attempt\n"
+
+
+def test_a_finished_trial_is_left_alone_and_a_stopping_sweep_starts_nothing(fake_repo):
+    repo, root = fake_repo
+    (root / "t").mkdir()
+    (root / "t" / "final_evaluation.json").write_text("{}")
+    assert _body(repo, root)[::2] == (0, "finished")
+    (root / trial_body.STOP_FILE).touch()
+    assert _body(repo, root, "u")[::2] == (143, "not started")
+    assert not (root / "u.log").exists()
+
+
+def test_the_stop_file_sends_the_running_trial_one_sigterm_and_waits_for_its_graceful_exit(fake_repo):
+    repo, root = fake_repo
+    log = root / "t.log"
+
+    def stop_when_ready():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "ready" not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.05)
+        (root / trial_body.STOP_FILE).touch()
+
+    helper = threading.Thread(target=stop_when_ready)
+    helper.start()
+    code, seconds, how = _body(repo, root, args=("sac", "--slow"))
+    helper.join()
+    assert (code, how) == (143, "started") and seconds < 20
+    assert "SIGTERM: finishing the epoch" in log.read_text()
+
+
+def test_plan_restarts_a_snapshot_of_a_run_with_other_flags(tmp_path, fake_repo):
+    _, root = fake_repo
+    trials = [Trial("sac", "Pendulum-v1", s) for s in (0, 1)]
+    for t, lr in zip(trials, (0.001, 0.5)):
+        (root / t.name).mkdir()
+        (root / t.name / "params.pt").write_bytes(b"x")
+        (root / t.name / "variant.json").write_text(json.dumps({"lr": lr, "seed": t.seed}))
+    pending = [runner._Pending(t, root / t.name, root / f"{t.name}.log") for t in trials]
+    notes = []
+    runner.plan(pending, {t.name: {"lr": 0.001, "seed": t.seed} for t in trials}, notes.append)
+    assert [p.resume for p in pending] == [True, False]
+    assert pending[1].moved_aside == root.parent / "sw.failed" / "sac_Pendulum-v1_s1.failed-1"
+    assert "--lr 0.5 there, 0.001 now" in notes[1] and not (root / trials[1].name).exists()
+
+
+# ------------------------------------------------------------------------------ preemption
+def _rows_without_time(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [{k: v for k, v in row.items() if not k.startswith("Time/")} for row in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_sigterm_and_relaunched_continues_its_trial_exactly(tmp_path, monkeypatch):
+    """SIGTERM to the driver mid-trial: exit 143 without Ray's signal dump, the trial's graceful-stop
+    message in its log; the re-launch resumes the trial from its snapshot and ends with the
+    progress.csv of an uninterrupted run."""
+    flags = ["--n_epochs", "6", "--batch_size", "100", "--min_buffer_size", "20", "--gradient_steps_per_itr",
+             "150", "--buffer_batch_size", "8", "--hidden_sizes", "8", "--num_evaluation_episodes", "1",
+             "--snapshot_buffer", "True"]
+    reference = tmp_path / "reference"
+    with pytest.raises(SystemExit) as done:
+        run.main(["sac", "--env", "Pendulum-v1", "--seed", "0", *flags, "--log_dir", str(reference),
+                  "--num_threads", "1", "--device", "cpu"])
+    assert done.value.code == 0
+    root = tmp_path / "sw"
+    args = ["sweep", "--experiments", "sac", "--envs", "Pendulum-v1", "--root", str(root), "--num_cpus", "1",
+            "--", *flags]
+    progress = root / "sac_Pendulum-v1_s0" / "progress.csv"
+    driver = subprocess.Popen([sys.executable, "run.py", *args], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None and \
+            (not progress.is_file() or len(progress.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGTERM)
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 143, output
+    assert "*** SIGTERM received" not in output and "asking 1 unfinished trial(s) to stop" in output
+    console = (root / "sac_Pendulum-v1_s0.log").read_text()
+    assert "SIGTERM: finishing the epoch" in console and "stopped after epoch" in console
+    first = len(_rows_without_time(progress))
+    assert 1 <= first < 6 and (root / "sac_Pendulum-v1_s0" / "params.pt").is_file()
+    assert not (root / trial_body.STOP_FILE).exists()
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    again = invoke(args[1:])
+    assert again.exit_code == 0, again.output
+    assert "unfinished sac_Pendulum-v1_s0: resuming from its snapshot" in again.output
+    assert "1 done, 0 skipped, 0 interrupted, 0 failed" in again.output
+    assert not (tmp_path / "sw.failed").exists()
+    assert _rows_without_time(progress) == _rows_without_time(reference / "progress.csv")
+    assert os.path.isfile(root / "sac_Pendulum-v1_s0" / "final_evaluation.json")
