@@ -169,8 +169,9 @@ class ExperimentConfig:
     extreme_loss_after: int = _f(100_000, "gradient steps before extreme losses are handled")
     task_loss_weights: bool = _f(False, "weight task t's critic and actor losses by T softmax(-log alpha)_t "
                                  "(Soft Modularization's and CTPG's weighting)")
-    use_pc_grad: bool = _f(False, "PCGrad on policy and critic gradients (mtsac, qmp_sac)")
-    skip_alpha_pc_grad: bool = _f(True, "with --use_pc_grad, leave the temperature out of PCGrad")
+    use_pc_grad: bool = _f(False, "PCGrad on policy and critic gradients", only=PC_GRAD)
+    skip_alpha_pc_grad: bool = _f(True, "with --use_pc_grad, leave the temperature out of PCGrad",
+                                  only=PC_GRAD)
 
     @property
     def log_name(self) -> str:

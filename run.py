@@ -22,8 +22,8 @@ from typing import Any
 
 import click
 
-from experiment_utils import (ENV_PRESETS, ExperimentConfig, config_fields, log_dir_base,
-                              package_versions, resolve_config)
+from experiment_utils import (CTPG, DISTILL, DNC, ENV_PRESETS, QMP, SHARING, UDS, ExperimentConfig,
+                              config_fields, log_dir_base, package_versions, resolve_config)
 from garage_experiments import EXPERIMENTS, build_trainer, parameter_count, resolved_values, validate
 from tools.plot import plot_command
 from tools.snapshots import evaluate_command, resume_command, train_and_report
@@ -93,11 +93,11 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def default_text(field: dataclasses.Field, experiment: str, env: str) -> str:
+def default_text(field: dataclasses.Field, experiment: str, env: str | None) -> str:
     """``5000 (MetaWorldMT10-v2 preset)`` where the env's preset sets the flag, else the global
     default (architectures: the experiment's default)."""
     if field.name == "env":
-        return env
+        return env or "none: required"
     preset = ENV_PRESETS.get(env, {})
     if field.name in preset:
         return f"{_show(preset[field.name])} ({env} preset)"
@@ -118,10 +118,46 @@ class ConfigOption(click.Option):
         self.field, self.experiment = field, experiment
 
     def get_help_record(self, ctx):
-        env = ctx.meta.get(HELP_ENV) or ExperimentConfig.env
-        self.help = (f"{self.field.metadata['help']} "
-                     f"[default: {default_text(self.field, self.experiment, env)}]")
+        env = ctx.meta.get(HELP_ENV)
+        text = self.field.metadata["help"]
+        if self.field.name in ("policy_architecture", "Q_architecture"):  # this experiment's choices only
+            text = f"{text.split(':')[0]}: {'|'.join(EXPERIMENTS[self.experiment].architectures)}"
+        self.help = f"{text} [default: {default_text(self.field, self.experiment, env)}]"
         return super().get_help_record(ctx)
+
+
+# --help sections: a field goes to the section of the experiments that accept it ("only"), else to
+# the section listing it here; fields listed nowhere go to "Other options".
+ONLY_SECTIONS = {QMP: "QMP behaviour mixture", CTPG: "CTPG guide", DNC: "DnC regulariser",
+                 DISTILL: "DnC distillation", UDS: "UDS data sharing", SHARING: "Parameter-sharing networks"}
+HELP_SECTIONS = {
+    "Run": ("env", "seed", "name", "preset", "n_epochs", "log_dir", "dry_run"),
+    "Collection, updates and replay": ("batch_size", "steps_per_epoch", "gradient_steps_per_itr",
+                                       "min_buffer_size", "buffer_batch_size", "replay_buffer_size",
+                                       "sparse_tasks"),
+    "SAC learner": ("lr", "hidden_sizes", "discount", "target_update_tau", "target_entropy",
+                    "reward_scale", "grad_clip", "max_alpha", "temperature_form",
+                    "extreme_loss_threshold", "extreme_loss_after", "task_loss_weights"),
+    "Networks": ("policy_architecture", "Q_architecture", "include_task_id"),
+    "Evaluation and videos": ("num_evaluation_episodes", "evaluation_frequency", "vis_freq", "vis_num",
+                              "vis_width", "vis_height", "vis_fps"),
+    "Snapshots and logging": ("snapshot_gap", "snapshot_mode", "snapshot_buffer", "log_per_task", "progress_bar", "wandb",
+                              "wandb_project", "wandb_entity"),
+    "Hardware and parallelism": ("device", "gpu", "num_threads", "n_workers", "envs_per_task"),
+}
+SECTION_ORDER = ("Run", "Collection, updates and replay", "SAC learner", "Networks",
+                 *ONLY_SECTIONS.values(), "Evaluation and videos", "Snapshots and logging",
+                 "Hardware and parallelism", "Other options")
+
+
+def help_section(param: click.Parameter) -> str:
+    """The --help section of one option of an experiment command."""
+    field = getattr(param, "field", None)
+    if "--help" in getattr(param, "opts", ()):
+        return "Run"
+    if field is not None and field.metadata.get("only") in ONLY_SECTIONS:
+        return ONLY_SECTIONS[field.metadata["only"]]
+    return next((title for title, names in HELP_SECTIONS.items() if param.name in names), "Other options")
 
 
 def _env_in(args: list[str]) -> str | None:
@@ -146,13 +182,30 @@ class ExperimentCommand(click.Command):
             raise click.UsageError(foreign_flag_message(err.option_name, self.name) or err.format_message(),
                                    ctx) from None
 
+    def format_options(self, ctx, formatter):
+        """The options in sections (:data:`SECTION_ORDER`), each listing only this experiment's flags."""
+        sections: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(help_section(param), []).append(record)
+        for title in SECTION_ORDER:
+            if title in sections:
+                with formatter.section(title):
+                    formatter.write_dl(sections[title])
+
     def format_epilog(self, ctx, formatter):
-        env = ctx.meta.get(HELP_ENV) or ExperimentConfig.env
-        source = (f"values marked '({env} preset)' come from its preset, the others are global defaults"
-                  if env in ENV_PRESETS else f"{env} has no preset: global defaults")
+        env = ctx.meta.get(HELP_ENV)
+        if env is None:
+            text = ("No --env given: the defaults shown are the global ones. --env is required; run "
+                    "with --env ID --help to see a suite's preset values (`run.py envs` lists the suites).")
+        else:
+            source = (f"values marked '({env} preset)' come from its preset, the others are global defaults"
+                      if env in ENV_PRESETS else f"{env} has no preset: global defaults")
+            text = (f"Shown for --env={env}: {source}. Flags given on the command line win over presets. "
+                    "Run with --env ID --help for another suite.")
         with formatter.section("Defaults"):
-            formatter.write_text(f"Shown for --env={env}: {source}. Flags given on the command line "
-                                 "win over presets. Run with --env ID --help for another suite.")
+            formatter.write_text(text)
 
 
 def foreign_flag_message(option: str, experiment: str) -> str | None:
@@ -315,6 +368,11 @@ def make_experiment_command(experiment: str) -> click.Command:
     """The click command of one experiment: one flag per ExperimentConfig field it accepts."""
 
     def callback(dry_run: bool, **flags):
+        if flags.get("env") is None:  # no silent default suite (a 2000-epoch maze run)
+            import environments
+            raise click.UsageError(f"--env is required; known ids: {', '.join(environments.known_env_ids())} "
+                                   "(or a one-task gymnasium id such as Pendulum-v1; `run.py envs` lists "
+                                   "the suites)")
         try:
             config = resolve_config(experiment, flags)
             suite = validate(config)

@@ -12,7 +12,7 @@ from experiment_utils import resolve_config
 from garage_experiments import architecture_options, build_trainer
 
 ARCHS = ["ptsl", "care", "care_ptsl", "soft_modular", "paco", "moore"]
-TINY = ["--n_epochs", "1", "--batch_size", "100", "--min_buffer_size", "20",
+TINY = ["--env", "MazeLarge-10-v0", "--n_epochs", "1", "--batch_size", "100", "--min_buffer_size", "20",
         "--gradient_steps_per_itr", "4", "--buffer_batch_size", "20", "--hidden_sizes", "16", "16",
         "--num_evaluation_episodes", "10", "--num_threads", "1"]
 
@@ -53,7 +53,7 @@ def test_architecture_options_reach_the_networks(tmp_path, arch, flags, attribut
 
 def test_ptsl_shared_projection_needs_equal_widths(tmp_path):
     result = CliRunner().invoke(run.cli, run.normalise_argv([
-        "mtsac", "--policy_architecture", "ptsl", "--hidden_sizes", "16", "32",
+        "mtsac", "--env", "MazeLarge-10-v0", "--policy_architecture", "ptsl", "--hidden_sizes", "16", "32",
         "--log_dir", str(tmp_path / "x")]))
     assert result.exit_code == 2 and "--shared_projection True needs equal --hidden_sizes" in result.output
 

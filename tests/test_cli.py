@@ -18,6 +18,9 @@ from experiment_utils import ENV_PRESETS, ExperimentConfig, config_fields, resol
 
 
 def invoke(args, tmp_path):
+    """Run ``run.py ARGS --log_dir tmp/x``, with ``--env MazeLarge-10-v0`` unless ARGS name one."""
+    if not any(a == "--env" or a.startswith("--env=") for a in args):
+        args = [args[0], "--env", "MazeLarge-10-v0", *args[1:]]
     return CliRunner().invoke(run.cli, run.normalise_argv([*args, "--log_dir", str(tmp_path / "x")]))
 
 
@@ -49,8 +52,9 @@ def invoke(args, tmp_path):
     (["uds_dnc", "--sharing_quantile", "1"], "--sharing_quantile must be in [0, 1), got 1.0"),
     (["qmp_uds_dnc", "--unsupervised", "False"], "--unsupervised False is not supported"),
     (["uds_dnc", "--kl_coeff", "0.1"], "--kl_coeff must be 0 for uds_dnc"),
-    (["dnc_sac", "--use_pc_grad", "True"], "--use_pc_grad True cannot be used by dnc_sac"),
-    (["sac", "--use_pc_grad", "True"], "allowed for: mtsac, qmp_sac"),
+    (["dnc_sac", "--use_pc_grad", "True"],
+     "--use_pc_grad is not an option of dnc_sac; it is accepted by: mtsac, qmp_sac, ctpg_sac"),
+    (["sac", "--skip_alpha_pc_grad", "False"], "accepted by: mtsac, qmp_sac, ctpg_sac"),
     (["qmp_dnc", "--distillation_period", "2"],
      "--distillation_period is not an option of qmp_dnc; it is accepted by: dnc_sac, uds_dnc"),
     (["dnc_sac", "--distillation_n_epochs", "0"], "--distillation_n_epochs must be a positive integer"),
@@ -128,7 +132,7 @@ def test_log_dir_that_cannot_be_created_is_rejected_before_any_work(tmp_path, ki
                             else real_access(p, mode))
     built = []
     monkeypatch.setattr(environments, "get_suite", lambda *a, **k: built.append(a))
-    result = CliRunner().invoke(run.cli, ["dnc_sac", "--log_dir", str(blocker / "run")])
+    result = CliRunner().invoke(run.cli, ["dnc_sac", "--env", "MazeLarge-10-v0", "--log_dir", str(blocker / "run")])
     assert result.exit_code == 2, result.output
     assert f"--log_dir {blocker / 'run'} cannot be created" in result.output
     assert not built  # no env was built
@@ -182,7 +186,7 @@ def test_variant_json_records_the_values_used(tmp_path, monkeypatch):
     argv = ["run.py", "mtsac", "--name", "a b'c"]  # recorded as given (the runner parses its own args)
     monkeypatch.setattr(sys, "argv", argv)
     result = CliRunner().invoke(run.cli, run.normalise_argv([
-        "mtsac", "--n_epochs", "1", "--batch_size", "20", "--min_buffer_size", "10",
+        "mtsac", "--env", "MazeLarge-10-v0", "--n_epochs", "1", "--batch_size", "20", "--min_buffer_size", "10",
         "--gradient_steps_per_itr", "1", "--buffer_batch_size", "10", "--hidden_sizes", "8",
         "--num_evaluation_episodes", "10", "--target_entropy", "0", "--log_dir", str(log_dir)]))
     assert result.exit_code == 0, result.output
@@ -247,7 +251,8 @@ def option_help(output: str, flag: str) -> str:
     (["qmp_dnc", "--env", "MetaWorldMT50-v2"], "--hidden_sizes", "[default: 400 400 (MetaWorldMT50-v2 preset)]"),
     (["qmp_dnc", "--env=MetaWorldMT10-v2"], "--discount", "[default: 0.99]"),
     (["qmp_dnc", "--env=MetaWorldMT10-v2"], "--env", "[default: MetaWorldMT10-v2]"),
-    (["qmp_dnc"], "--batch_size", "[default: 6000 (MazeLarge-10-v0 preset)]"),  # the default env's preset
+    (["qmp_dnc"], "--batch_size", "[default: 1000]"),  # no --env: the global default
+    (["qmp_dnc"], "--env", "[default: none: required]"),
     (["sac", "--env", "Pendulum-v1"], "--batch_size", "[default: 1000]"),  # no preset: global default
     (["mtsac"], "--policy_architecture", "[default: multihead (mtsac)]"),
     (["dnc_sac"], "--name", '[default: ""]'),
@@ -258,11 +263,66 @@ def test_help_shows_the_preset_of_the_env_given(args, flag, shown):
     assert option_help(result.output, flag).endswith(shown), option_help(result.output, flag)
 
 
+@pytest.mark.parametrize("args", [["mtsac"], ["mtsac", "--n_epochs", "1"], ["qmp_dnc", "--dry_run"]])
+def test_env_is_required_and_the_message_lists_the_known_ids(args, tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(environments, "get_suite", lambda *a, **k: built.append(a))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(run.cli, args)
+    assert result.exit_code == 2, result.output
+    assert "--env is required; known ids: MazeLarge-10-v0, MazeQuick-4-v0, " in result.output
+    assert "HalfCheetahMT8-v0" in result.output and "Pendulum-v1" in result.output
+    assert not built and not (tmp_path / "data").exists()  # nothing started
+
+
+def help_sections(output: str) -> dict[str, list[str]]:
+    """Section title -> the flags listed under it, from click's help text."""
+    sections, title = {}, None
+    for line in output.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            title = line[:-1]
+            sections[title] = []
+        elif title and line.startswith("  -"):
+            words = line.split()
+            names = words[: next((i for i, w in enumerate(words) if not w.startswith("-")), len(words))]
+            sections[title].extend(w.rstrip(",") for w in names if w.startswith("--"))
+    return sections
+
+
+def test_help_is_grouped_and_lists_only_the_experiments_flags():
+    qmp = help_sections(CliRunner().invoke(run.cli, ["qmp_dnc", "--help"]).output)
+    assert list(qmp)[:4] == ["Run", "Collection, updates and replay", "SAC learner", "Networks"]
+    assert "--env" in qmp["Run"] and "--help" in qmp["Run"] and "--dry_run" in qmp["Run"]
+    assert qmp["QMP behaviour mixture"] == ["--policy_sampling_freq", "--qswitch_score", "--mixture",
+                                            "--mixture_probs", "--mixture_warmup"]
+    assert "--kl_coeff" in qmp["DnC regulariser"] and "--lr" in qmp["SAC learner"]
+    flags = {f for listed in qmp.values() for f in listed}
+    for other in ("--use_pc_grad", "--skip_alpha_pc_grad", "--pal_dim", "--guide_step",
+                  "--distillation_period", "--sharing_quantile"):
+        assert other not in flags  # flags qmp_dnc rejects are not offered
+    assert "CTPG guide" not in qmp and "UDS data sharing" not in qmp
+    # every flag the command accepts is listed exactly once
+    command = run.cli.commands["qmp_dnc"]
+    accepted = {o for p in command.params for o in p.opts if o.startswith("--")}
+    assert sorted(f for listed in qmp.values() for f in listed) == sorted(accepted | {"--help"})
+    mtsac = help_sections(CliRunner().invoke(run.cli, ["mtsac", "--help"]).output)
+    assert "--use_pc_grad" in mtsac["Parameter-sharing networks"]
+
+
+@pytest.mark.parametrize("experiment, shown", [
+    ("qmp_dnc", "policy network: separate [default: separate (qmp_dnc)]"),
+    ("sac", "policy network: shared|multihead [default: shared (sac)]"),
+])
+def test_help_lists_the_architectures_the_experiment_accepts(experiment, shown):
+    result = CliRunner().invoke(run.cli, [experiment, "--help"])
+    assert option_help(result.output, "--policy_architecture") == f"--policy_architecture TEXT {shown}"
+
+
 def test_dry_run_prints_the_resolved_config_and_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("QMP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(run, "build_trainer", lambda config: pytest.fail("dry run built a trainer"))
     log_dir = tmp_path / "x"
-    result = CliRunner().invoke(run.cli, ["mtsac", "--dry_run", "--seed", "4", "--lr", "0.01",
+    result = CliRunner().invoke(run.cli, ["mtsac", "--env", "MazeLarge-10-v0", "--dry_run", "--seed", "4", "--lr", "0.01",
                                           "--log_dir", str(log_dir)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -278,8 +338,9 @@ def test_dry_run_prints_the_resolved_config_and_creates_nothing(tmp_path, monkey
     assert (resolved["network_obs_dim"], resolved["action_dim"]) == (4, 2)
     assert not log_dir.exists()
     # a bad flag still fails with exit code 2; a valueless bool flag means True
-    assert CliRunner().invoke(run.cli, ["mtsac", "--dry_run", "--batch_size", "0"]).exit_code == 2
-    shared = ["mtsac", "--policy_architecture", "shared", "--Q_architecture", "shared"]
+    assert CliRunner().invoke(run.cli, ["mtsac", "--env", "MazeLarge-10-v0", "--dry_run",
+                                        "--batch_size", "0"]).exit_code == 2
+    shared = ["mtsac", "--env", "MazeLarge-10-v0", "--policy_architecture", "shared", "--Q_architecture", "shared"]
     result = CliRunner().invoke(run.cli, [*shared, "--include_task_id", "--dry_run"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -327,7 +388,7 @@ def test_console_script_entry_point():
     setuptools = project["tool"]["setuptools"]
     assert set(setuptools["py-modules"]) == {"run", "experiment_utils", "garage_experiments"}
     with pytest.raises(SystemExit) as exit_info:
-        run.main(["dnc_sac", "--mixture", "uniform"])
+        run.main(["dnc_sac", "--env", "MazeLarge-10-v0", "--mixture", "uniform"])
     assert exit_info.value.code == 2
 
 

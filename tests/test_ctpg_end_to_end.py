@@ -13,7 +13,7 @@ from garage_experiments import build_trainer
 from learning.policies.behaviour import OwnPolicy
 from learning.policies.ctpg_guide import CTPGBehaviour
 
-TINY = ["--n_epochs", "2", "--batch_size", "200", "--min_buffer_size", "20",
+TINY = ["--env", "MazeLarge-10-v0", "--n_epochs", "2", "--batch_size", "200", "--min_buffer_size", "20",
         "--gradient_steps_per_itr", "20", "--buffer_batch_size", "16", "--hidden_sizes", "16",
         "--num_evaluation_episodes", "10", "--guide_filter_start", "0", "--num_threads", "1"]
 
@@ -110,6 +110,7 @@ def test_flags_reach_the_guide(tmp_path, flags, check):
     (["dnc_sac", "--guide_step", "3"], "accepted by: ctpg_dnc, ctpg_sac"),
 ])
 def test_bad_ctpg_input(tmp_path, args, message):
+    args = [args[0], "--env", "MazeLarge-10-v0", *args[1:]]  # a later --env wins
     result = CliRunner().invoke(run.cli, run.normalise_argv([*args, "--log_dir", str(tmp_path / "x")]))
     assert result.exit_code == 2, result.output
     assert message in result.output

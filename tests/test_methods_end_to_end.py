@@ -37,6 +37,8 @@ def restore_torch_threads():
 
 
 def invoke(args):
+    if not any(a == "--env" or a.startswith("--env=") for a in args):  # --env is required: the maze
+        args = [args[0], "--env", "MazeLarge-10-v0", *args[1:]]
     return CliRunner().invoke(run.cli, run.normalise_argv(args), catch_exceptions=False)
 
 

@@ -121,7 +121,7 @@ def test_cli_exits_143_on_sigterm_with_the_message(tmp_path, monkeypatch):
 
     import run
     signal_at_epoch(monkeypatch, 0)
-    args = ["dnc_sac", "--n_epochs", "3", "--batch_size", "100", "--min_buffer_size", "20",
+    args = ["dnc_sac", "--env", "MazeLarge-10-v0", "--n_epochs", "3", "--batch_size", "100", "--min_buffer_size", "20",
             "--gradient_steps_per_itr", "5", "--buffer_batch_size", "8", "--hidden_sizes", "8",
             "--num_evaluation_episodes", "10", "--log_dir", str(tmp_path / "r")]
     result = CliRunner().invoke(run.cli, run.normalise_argv(args))
