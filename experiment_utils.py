@@ -94,6 +94,12 @@ class ExperimentConfig:
     vis_width: int = _f(500, "video frame width in pixels")
     vis_height: int = _f(500, "video frame height in pixels")
     vis_fps: int = _f(40, "video frames per second")
+    log_per_task: str = _f("all", "per-task columns of progress.csv, TensorBoard and wandb: all (every "
+                           "per-task key, incl. the T x T selection probabilities and per-task losses) | "
+                           "summary (per task: success, return, suite statistics, own-policy share) | "
+                           "none (pooled keys only)")
+    progress_bar: bool | None = _f(None, "tqdm epoch bar (default: only when stderr is a terminal; off a "
+                                   "terminal, e.g. sbatch, nohup or sweep logs, the epoch tables print alone)")
     replay_buffer_size: int | None = _f(None, "replay capacity per task (default: 1e6 per task for the "
                                         "DnC family; 1e6 // T per task for sac, mtsac and qmp_sac, "
                                         "whose original keeps one 1e6 buffer for all tasks)")
@@ -117,7 +123,7 @@ class ExperimentConfig:
     mixture_probs: str | None = _f(None, "file with a T x T matrix for --mixture domain", only=QMP)
     mixture_warmup: int = _f(0, "epochs during which each task collects with its own policy only", only=QMP)
     guide_step: int = _f(10, "CTPG: env steps between guide decisions (K)", only=CTPG)
-    guide_update_step: int = _f(10, "CTPG: vectorised env steps per guide gradient step", only=CTPG)
+    guide_update_step: int = _f(10, "CTPG: env steps per task per guide gradient step", only=CTPG)
     guide_lr: float = _f(1e-4, "CTPG: Adam learning rate of the guide actor, critics and temperature",
                          only=CTPG)
     guide_tau: float = _f(0.01, "CTPG: Polyak coefficient of the guide critics' targets", only=CTPG)

@@ -9,7 +9,6 @@ from torch import nn
 
 from learning.algorithms.ctpg import (
     CTPGGuide,
-    GuideCritic,
     block_mask,
     comparable_critic_loss,
     control_value,
@@ -21,7 +20,6 @@ from learning.algorithms.ctpg import (
     segment_log_likelihoods,
     success_block_mask,
 )
-from learning.networks.separate import SeparateMLP
 from learning.policies.behaviour import SwitchState
 from learning.policies.ctpg_guide import CTPGBehaviour, masked_guide_choice
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
@@ -64,16 +62,6 @@ class TwinTable(nn.Module):
 
     def forward(self, obs):
         return self.q1(obs), self.q2(obs)
-
-
-class LogProbPolicy:
-    """A control-policy stand-in: log_prob = table[t, s] of one-hot states."""
-
-    def __init__(self, table):
-        self.table = torch.tensor(table)
-
-    def __call__(self, obs):
-        return SimpleNamespace(log_prob=torch.einsum("tbs,ts->tb", obs, self.table))
 
 
 def one_hot(idx):
@@ -127,19 +115,20 @@ def hand_critic_losses(alpha, control_alpha=None):
 
 def test_guide_critic_loss_matches_hand_computation():
     alpha = [0.5, 0.2]
-    loss, stats = guide_critic_loss(table_batch(), table_batch().guide_action, Table(LOGITS),
-                                    TwinTable(Q1, Q2), TwinTable(TQ1, TQ2), torch.tensor(alpha),
-                                    GAMMA, SCALE)
+    batch = table_batch()
+    loss, stats = guide_critic_loss(batch, batch.guide_action, TwinTable(Q1, Q2), TwinTable(TQ1, TQ2),
+                                    Table(LOGITS)(batch.end_obs), torch.tensor(alpha), GAMMA, SCALE)
     torch.testing.assert_close(loss, hand_critic_losses(alpha))
     torch.testing.assert_close(stats["GuideQf1Loss"] + stats["GuideQf2Loss"], loss)
 
 
 def test_comparable_critic_loss_matches_hand_computation():
     control_alpha = [0.4, 0.1]
-    loss, _ = comparable_critic_loss(table_batch(), table_batch().guide_action, Table(LOGITS),
-                                     TwinTable(Q1, Q2), TwinTable(TQ1, TQ2),
-                                     LogProbPolicy(CONTROL_LOGP), torch.tensor(control_alpha),
-                                     GAMMA, SCALE)
+    batch = table_batch()
+    control_log_prob = torch.einsum("tbks,ts->tbk", batch.states, torch.tensor(CONTROL_LOGP))
+    loss, _ = comparable_critic_loss(batch, batch.guide_action, TwinTable(Q1, Q2), TwinTable(TQ1, TQ2),
+                                     Table(LOGITS)(batch.end_obs), control_log_prob,
+                                     torch.tensor(control_alpha), GAMMA, SCALE)
     torch.testing.assert_close(loss, hand_critic_losses(None, control_alpha))
 
 
@@ -371,46 +360,6 @@ def test_hindsight_switch_decides_which_guide_q_entry_is_trained():
             expected[list(start), trained[i].tolist()] = True
             assert torch.equal(changed[i], expected), (hindsight, i)
         assert stats["HindsightRelabelled"].tolist() == ([1.0, 1.0] if hindsight else [0.0, 0.0])
-
-
-def slice_separate(net, i, out_dim):
-    single = SeparateMLP(1, net.in_dim, tuple(h.weight.shape[-1] for h in net.hidden), out_dim)
-    single.load_state_dict({k: v[i:i + 1].clone() for k, v in net.state_dict().items()})
-    return single
-
-
-class LinearLogProb:
-    def __init__(self, w):
-        self.w = w
-
-    def __call__(self, obs):
-        return SimpleNamespace(log_prob=torch.einsum("tbd,td->tb", obs, self.w))
-
-
-def test_batched_update_equals_a_loop_of_single_task_updates():
-    torch.manual_seed(0)
-    t, b, k, d = 3, 5, 4, 4
-    guide = CTPGGuide.build("separate", t, d, (8,), grad_clip=None, lr=1e-2)
-    valid = (torch.arange(k) < torch.randint(1, k + 1, (t, b, 1))).float()
-    batch = SegmentBatch(torch.randn(t, b, k, d), torch.rand(t, b, k, 2) * 2 - 1, torch.randn(t, b, k),
-                         valid, torch.randint(0, t, (t, b)), torch.randn(t, b, d),
-                         torch.randint(0, 2, (t, b)).float())
-    w, log_alpha = torch.randn(t, d), torch.randn(t)
-    singles = []
-    for i in range(t):
-        crit = [GuideCritic("separate", 1, d, (8,), num_candidates=t) for _ in range(2)]
-        for c, src in zip(crit, (guide.critic, guide.comparable_critic)):
-            c.q1, c.q2 = slice_separate(src.q1, i, t), slice_separate(src.q2, i, t)
-        singles.append(CTPGGuide(slice_separate(guide.actor, i, t), *crit, 1, grad_clip=None, lr=1e-2,
-                                 target_entropy=guide.target_entropy))
-    stats = guide.update(batch, LinearLogProb(w), log_alpha, hindsight=False)
-    for i, single in enumerate(singles):
-        part = SegmentBatch(*(x[i:i + 1] for x in batch[:-1]))
-        s_stats = single.update(part, LinearLogProb(w[i:i + 1]), log_alpha[i:i + 1], hindsight=False)
-        for key, value in s_stats.items():
-            torch.testing.assert_close(value[0], stats[key][i], msg=key)
-        for name, p in single.state_dict().items():
-            torch.testing.assert_close(p[0], guide.state_dict()[name][i], msg=name)
 
 
 def test_update_caps_the_temperature_and_moves_targets_by_tau():

@@ -75,21 +75,25 @@ def _twin_mse(critic, obs, j, y, weight) -> tuple[torch.Tensor, torch.Tensor, to
     return batch_mean((q1_j - y) ** 2, weight), batch_mean((q2_j - y) ** 2, weight), q1_j
 
 
-def guide_critic_loss(batch: SegmentBatch, guide_action: torch.Tensor, actor: nn.Module,
-                      critic: nn.Module, target_critic: nn.Module, alpha: torch.Tensor,
+def guide_critic_loss(batch: SegmentBatch, guide_action: torch.Tensor, critic: nn.Module,
+                      target_critic: nn.Module, end_logits: torch.Tensor, alpha: torch.Tensor,
                       discount: float, reward_scale: float = 1.0) -> tuple[torch.Tensor, Stats]:
     """K-step soft Bellman error of the twin guide critic (anchors §1.4).
 
     ``y = scale * sum_{k<n} gamma^k r_{t+k} + gamma^n (1 - terminal) V(s_{t+n})`` with V from
-    :func:`guide_soft_value` on the target critic and the current guide actor (no gradient);
-    n = valid steps (n = K unless the episode ended inside the segment; a truncated segment
-    bootstraps from its final observation, a terminated one does not).
+    :func:`guide_soft_value` on the target critic and the current guide actor's logits at the
+    end state (no gradient); n = valid steps (n = K unless the episode ended inside the segment;
+    a truncated segment bootstraps from its final observation, a terminated one does not).
     ``loss_i = mean_B (Q1(s_t, j_t) - y)^2 + mean_B (Q2(s_t, j_t) - y)^2``, weighted means.
+    Released code: DarkDawn233/CTPG ``mtrl/agent/guide_sac.py`` ``_get_guide_target_V`` and
+    ``update_guide_critic`` (lines 490-627).
 
     Args:
         batch: (T, B, ...) segments.
         guide_action: (T, B) int64 j_t (stored or hindsight-relabelled).
-        actor: guide actor, obs -> logits (T, B, T); critic, target_critic: obs -> (Q1, Q2).
+        critic, target_critic: obs -> (Q1, Q2), each (T, B, T).
+        end_logits: (T, B, T) guide actor logits at ``batch.end_obs`` (computed once per update
+            and shared with :func:`comparable_critic_loss`; detached inside).
         alpha: (T,) guide temperatures (detached inside).
 
     Returns:
@@ -97,7 +101,7 @@ def guide_critic_loss(batch: SegmentBatch, guide_action: torch.Tensor, actor: nn
     """
     with torch.no_grad():
         ret = reward_scale * discounted_segment_sum(batch.rewards, batch.valid, discount)
-        v = guide_soft_value(actor(batch.end_obs), *target_critic(batch.end_obs), alpha.detach())
+        v = guide_soft_value(end_logits.detach(), *target_critic(batch.end_obs), alpha.detach())
         y = ret + discount ** batch.num_valid * (1.0 - batch.terminal) * v
     l1, l2, q1_j = _twin_mse(critic, batch.obs, guide_action, y, batch.weight)
     stats = {"GuideQf1Loss": l1, "GuideQf2Loss": l2, "GuideQTarget": batch_mean(y, batch.weight),
@@ -105,30 +109,33 @@ def guide_critic_loss(batch: SegmentBatch, guide_action: torch.Tensor, actor: nn
     return l1 + l2, {k: x.detach() for k, x in stats.items()}
 
 
-def comparable_critic_loss(batch: SegmentBatch, guide_action: torch.Tensor, actor: nn.Module,
-                           critic: nn.Module, target_critic: nn.Module,
-                           control_policy: TanhGaussianPolicy, control_alpha: torch.Tensor,
+def comparable_critic_loss(batch: SegmentBatch, guide_action: torch.Tensor, critic: nn.Module,
+                           target_critic: nn.Module, end_logits: torch.Tensor,
+                           control_log_prob: torch.Tensor, control_alpha: torch.Tensor,
                            discount: float, reward_scale: float = 1.0) -> tuple[torch.Tensor, Stats]:
     """K-step error of the comparable critic Q^c, on the control side's soft scale (anchors §1.6).
 
     ``y^c = sum_{k<n} gamma^k (scale r_{t+k} - alpha_i log pi_i(a~_k|s_{t+k}))
     + gamma^n (1 - terminal) sum_j pi^g(j|s_{t+n}) min(Qc1', Qc2')(s_{t+n}, j)``,
-    a~_k ~ pi_i(.|s_{t+k}) fresh samples of task i's own control policy (one batched call over
-    the (T, B*K) states); no guide-entropy term in the bootstrap. Loss as in
-    :func:`guide_critic_loss`. The released code's index slip in this recursion (anchors
-    §1.16.2) is not reproduced.
+    a~_k ~ pi_i(.|s_{t+k}) fresh samples of task i's own control policy (see
+    :func:`fresh_log_prob`); no guide-entropy term in the bootstrap. Loss as in
+    :func:`guide_critic_loss`. Released code: ``mtrl/agent/guide_sac.py``
+    ``_get_guide_comp_target_V`` and ``update_guide_critic_comp`` (lines 511-726); its index
+    slip in the recursion (anchors §1.16.2) is not reproduced.
 
     Args:
-        control_policy: T-task control policy; control_alpha: (T,) control temperatures.
+        batch, guide_action, critic, target_critic, end_logits: as in :func:`guide_critic_loss`
+            (critic and target are the comparable pair).
+        control_log_prob: (T, B, K) log pi_i(a~_k | s_{t+k}) of the fresh samples (any value on
+            invalid steps; masked).
+        control_alpha: (T,) control temperatures (detached inside).
 
     Returns:
         (loss (T,), stats CompQf1Loss, CompQf2Loss, CompQTarget).
     """
-    t, b, k, d = batch.states.shape
     with torch.no_grad():
-        log_pi = control_policy(batch.states.reshape(t, b * k, d)).log_prob.reshape(t, b, k)
-        soft_r = reward_scale * batch.rewards - control_alpha.detach()[:, None, None] * log_pi
-        v = guide_soft_value(actor(batch.end_obs), *target_critic(batch.end_obs), None)
+        soft_r = reward_scale * batch.rewards - control_alpha.detach()[:, None, None] * control_log_prob
+        v = guide_soft_value(end_logits.detach(), *target_critic(batch.end_obs), None)
         y = (discounted_segment_sum(soft_r, batch.valid, discount)
              + discount ** batch.num_valid * (1.0 - batch.terminal) * v)
     l1, l2, _ = _twin_mse(critic, batch.obs, guide_action, y, batch.weight)
@@ -178,21 +185,60 @@ def guide_temperature_loss(log_alpha: torch.Tensor, entropy: torch.Tensor, targe
 
 
 # ----------------------------------------------------------------------------- hindsight
+HINDSIGHT_ROWS = 1 << 16  # (policy, state) rows per hindsight chunk: bounds its memory on MT50
+
+
+def _network_params(policy: TanhGaussianPolicy, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, log_std) of ``policy`` for acting-style calls without autograd (in-place ReLUs where
+    the network allows, learning/policies/inference.py; the same values)."""
+    acting = getattr(policy, "_acting_params", None)
+    return acting(obs) if acting is not None else policy.distribution_params(obs)
+
+
+@torch.no_grad()
+def every_policy_params(states: torch.Tensor, policy: TanhGaussianPolicy,
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every policy j's (mean, log_std) on the same N states: (N, obs_dim) -> two (T_policy, N, A).
+
+    One batched call per chunk of ``HINDSIGHT_ROWS // T`` states (the release instead loops over
+    the K steps of a segment, repeating the states N times; DarkDawn233/CTPG
+    ``mtrl/agent/guide_sac.py`` lines 885-924).
+    """
+    rows = max(1, HINDSIGHT_ROWS // policy.num_tasks)
+    parts = [_network_params(policy, states[None, n:n + rows]) for n in range(0, states.shape[0], rows)]
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+
+
+def segment_log_likelihoods_from_params(batch: SegmentBatch, mean: torch.Tensor,
+                                        log_std: torch.Tensor) -> torch.Tensor:
+    """``L[j, i, b] = sum_{k valid} log pi_j(a_{t+k} | s_{t+k})`` from every policy's parameters
+    (T_policy, T*B*K, A) on the flattened (T, B, K) states (anchors §1.8); stored actions are
+    clamped to +-(1 - 1e-6) and mapped back by atanh. Returns (T_policy, T_task, B)."""
+    t, b, k, _ = batch.states.shape
+    u = torch.atanh(batch.actions.clamp(-ATANH_CLAMP, ATANH_CLAMP)).reshape(1, t * b * k, -1)
+    log_p = tanh_gaussian_log_prob(u, mean, log_std).reshape(-1, t, b, k)
+    return (log_p * batch.valid).sum(-1)
+
+
 @torch.no_grad()
 def segment_log_likelihoods(batch: SegmentBatch, policy: TanhGaussianPolicy) -> torch.Tensor:
-    """``L[j, i, b] = sum_{k valid} log pi_j(a_{t+k} | s_{t+k})`` for every policy j (anchors §1.8).
-
-    One batched policy call on the (1, T*B*K) states gives every policy's (mean, log_std);
-    stored actions are clamped to +-(1 - 1e-6) and mapped back by atanh.
+    """``L[j, i, b] = sum_{k valid} log pi_j(a_{t+k} | s_{t+k})`` for every policy j (anchors §1.8):
+    :func:`every_policy_params` on the (T*B*K) states, then
+    :func:`segment_log_likelihoods_from_params`.
 
     Returns:
         (T_policy, T_task, B) log-likelihoods of each task's segments.
     """
     t, b, k, d = batch.states.shape
-    mean, log_std = policy.distribution_params(batch.states.reshape(1, t * b * k, d))
-    u = torch.atanh(batch.actions.clamp(-ATANH_CLAMP, ATANH_CLAMP)).reshape(1, t * b * k, -1)
-    log_p = tanh_gaussian_log_prob(u, mean, log_std).reshape(-1, t, b, k)
-    return (log_p * batch.valid).sum(-1)
+    mean, log_std = every_policy_params(batch.states.reshape(t * b * k, d), policy)
+    return segment_log_likelihoods_from_params(batch, mean, log_std)
+
+
+def _check_hindsight_policy(policy: TanhGaussianPolicy) -> None:
+    if getattr(policy, "architecture", None) == "shared":
+        raise ValueError("hindsight relabelling needs per-task policies (separate or multihead)")
 
 
 def hindsight_relabel(batch: SegmentBatch, policy: TanhGaussianPolicy) -> torch.Tensor:
@@ -202,9 +248,45 @@ def hindsight_relabel(batch: SegmentBatch, policy: TanhGaussianPolicy) -> torch.
         ValueError: for a ``shared`` policy, which gives every j the same likelihood (CTPG on a
             shared control network needs the task id swapped in the observation instead).
     """
-    if getattr(policy, "architecture", None) == "shared":
-        raise ValueError("hindsight relabelling needs per-task policies (separate or multihead)")
+    _check_hindsight_policy(policy)
     return segment_log_likelihoods(batch, policy).argmax(0)
+
+
+def fresh_log_prob(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log pi(a~|s) of one fresh reparameterised sample per row, as
+    :meth:`TanhGaussianPolicy.forward` draws it (the same random numbers for the same shapes).
+
+    Shapes: (T, N, A) -> (T, N).
+    """
+    u = mean + log_std.exp() * torch.randn_like(mean)
+    return tanh_gaussian_log_prob(u, mean, log_std)
+
+
+@torch.no_grad()
+def control_side(batch: SegmentBatch, policy: TanhGaussianPolicy, hindsight: bool,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the guide update needs from the control policy, in one pass over the segment states:
+    the guide actions to train on (T, B) (hindsight-relabelled, or the stored ones) and
+    log pi_i(a~_k | s_{t+k}) (T, B, K) of fresh samples of each task's own policy for the
+    comparable target (anchors §1.6, §1.8).
+
+    With hindsight, every policy is evaluated on every state once, and task i's own (mean,
+    log_std) are read off that evaluation (its diagonal) instead of a second forward pass.
+
+    Raises:
+        ValueError: hindsight with a ``shared`` policy.
+    """
+    t, b, k, d = batch.states.shape
+    if hindsight:
+        _check_hindsight_policy(policy)
+        mean, log_std = every_policy_params(batch.states.reshape(t * b * k, d), policy)
+        j = segment_log_likelihoods_from_params(batch, mean, log_std).argmax(0)
+        own = torch.arange(t, device=mean.device)
+        mean, log_std = (x.reshape(-1, t, b * k, x.shape[-1])[own, own] for x in (mean, log_std))
+    else:
+        j = batch.guide_action
+        mean, log_std = _network_params(policy, batch.states.reshape(t, b * k, d))
+    return j, fresh_log_prob(mean, log_std).reshape(t, b, k)
 
 
 # ----------------------------------------------------------------------------- gates
@@ -341,7 +423,11 @@ class CTPGGuide(nn.Module):
     def update(self, batch: SegmentBatch, control_policy: TanhGaussianPolicy,
                control_log_alpha: torch.Tensor, hindsight: bool = True) -> Stats:
         """One guide step on (T, B) segments: critic, comparable critic, actor (seeing the new
-        critic), temperature (capped at ``max_alpha``), Polyak; returns (T,) statistics.
+        critic), temperature (capped at ``max_alpha``), Polyak; returns (T,) statistics. The
+        order is the release's (``mtrl/agent/guide_sac.py`` ``update_guide``, lines 926-1020).
+
+        The control policy is evaluated once (:func:`control_side`) and the guide actor once at
+        the end states (shared by both critics' targets).
 
         Args:
             batch: segments from :meth:`SegmentBuffer.sample`.
@@ -349,15 +435,17 @@ class CTPGGuide(nn.Module):
             control_log_alpha: (T,) or (1,) control log temperatures.
             hindsight: relabel j_t by :func:`hindsight_relabel` (anchors §1.8).
         """
-        j = hindsight_relabel(batch, control_policy) if hindsight else batch.guide_action
+        j, control_log_prob = control_side(batch, control_policy, hindsight)
         alpha = self.alpha().detach()
         control_alpha = control_log_alpha.detach().exp().expand(self.num_tasks)
-        q_loss, stats = guide_critic_loss(batch, j, self.actor, self.critic, self.target_critic,
+        with torch.no_grad():
+            end_logits = self.actor(batch.end_obs)
+        q_loss, stats = guide_critic_loss(batch, j, self.critic, self.target_critic, end_logits,
                                           alpha, self.discount, self.reward_scale)
         self._step(self.critic_optimizer, q_loss, self.critic)
         c_loss, c_stats = comparable_critic_loss(
-            batch, j, self.actor, self.comparable_critic, self.target_comparable_critic,
-            control_policy, control_alpha, self.discount, self.reward_scale)
+            batch, j, self.comparable_critic, self.target_comparable_critic, end_logits,
+            control_log_prob, control_alpha, self.discount, self.reward_scale)
         self._step(self.comparable_optimizer, c_loss, self.comparable_critic)
         pi_loss, entropy, pi_stats = guide_actor_loss(batch.obs, self.actor, self.critic, alpha,
                                                       batch.weight)

@@ -33,7 +33,9 @@ class GuideTraining:
         control: the control learner (its ``policy`` and ``log_alpha`` are read live).
         num_tasks: T.
         batch_size: segments per task per guide step.
-        update_every: ``guide_update_step``, vectorised env steps per guide step (10).
+        update_every: ``guide_update_step``, env steps per task per guide step (10, the release's
+            one guide step every 10 env steps with one env per task); with E envs per task one
+            collected (T, E) step counts E.
         hindsight: relabel guide actions when training (``--no_hindsight`` turns it off).
     """
 
@@ -52,10 +54,10 @@ class GuideTraining:
         self.recorder.step(transition.obs, transition.action, transition.reward,
                            transition.next_obs, transition.terminal, torch.as_tensor(done),
                            self.behaviour.last_decision, self.behaviour.last_guide_action)
-        self._pending_steps += 1
+        self._pending_steps += int(transition.reward.shape[1])  # E env steps per task
 
     def update(self, env_steps_per_task: int) -> None:
-        """One guide step per ``update_every`` vectorised steps collected since the last call;
+        """One guide step per ``update_every`` env steps per task collected since the last call;
         also tells the behaviour the training progress (the filter gate's start).
 
         The first call (the control's first warm iteration) counts at most ``update_every`` of the
