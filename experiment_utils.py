@@ -100,6 +100,12 @@ class ExperimentConfig:
                            "none (pooled keys only)")
     progress_bar: bool | None = _f(None, "tqdm epoch bar (default: only when stderr is a terminal; off a "
                                    "terminal, e.g. sbatch, nohup or sweep logs, the epoch tables print alone)")
+    log_per_task: str = _f("all", "per-task columns of progress.csv, TensorBoard and wandb: all (every "
+                           "per-task key, incl. the T x T selection probabilities and per-task losses) | "
+                           "summary (per task: success, return, suite statistics, own-policy share) | "
+                           "none (pooled keys only)")
+    progress_bar: bool | None = _f(None, "tqdm epoch bar (default: only when stderr is a terminal; off a "
+                                   "terminal, e.g. sbatch, nohup or sweep logs, the epoch tables print alone)")
     replay_buffer_size: int | None = _f(None, "replay capacity per task (default: 1e6 per task for the "
                                         "DnC family; 1e6 // T per task for sac, mtsac and qmp_sac, "
                                         "whose original keeps one 1e6 buffer for all tasks)")

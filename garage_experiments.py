@@ -23,6 +23,7 @@ from learning.algorithms.ctpg_training import GuideTraining
 from learning.algorithms.dnc import DnCSAC, kl_coefficients
 from learning.algorithms.sac import TEMPERATURE_FORMS, MultiTaskSAC
 from learning.algorithms.uds import UDSSAC
+from learning.logging import PER_TASK_LEVELS
 from learning.networks import TASK_CONDITIONED
 from learning.policies.behaviour import OwnPolicy
 from learning.policies.ctpg_guide import CTPGBehaviour, build_guide
@@ -187,6 +188,8 @@ def validate(config: ExperimentConfig) -> TaskSuite:
             raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
     if config.snapshot_mode not in SNAPSHOT_MODES:
         raise ValueError(f"--snapshot_mode={config.snapshot_mode!r}; allowed: {', '.join(SNAPSHOT_MODES)}")
+    if config.log_per_task not in PER_TASK_LEVELS:
+        raise ValueError(f"--log_per_task={config.log_per_task!r}; allowed: {', '.join(PER_TASK_LEVELS)}")
     if config.num_threads < 0:
         raise ValueError(f"--num_threads must be >= 0, got {config.num_threads}")
     if config.min_buffer_size < 0:

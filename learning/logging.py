@@ -1,5 +1,5 @@
 """dowel outputs: an order-keeping CSV, a console summary without per-task keys, and an
-optional Weights & Biases run (``--wandb``)."""
+optional Weights & Biases run (``--wandb``); which per-task keys a run logs (``--log_per_task``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import csv
 import math
 import netrc
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -14,6 +15,34 @@ from urllib.parse import urlsplit
 import dowel
 from dowel import TabularInput
 from dowel.simple_outputs import FileOutput
+
+
+# --log_per_task levels: every per-task key | the per-task keys a reader compares | pooled keys only.
+PER_TASK_LEVELS = ("all", "summary", "none")
+# Leaves of the per-task keys kept by ``summary``: each task's success and return (evaluation modes
+# and training), and the share of its collection steps its own policy took (QMP).
+SUMMARY_LEAVES = frozenset({"SuccessRate", "AverageReturn", "MixtureProbs"})
+_PER_TASK_KEY = re.compile(r"(?:^|/)(?:Task|LocalPolicy)\d+/(.+)$")
+
+
+def keep_per_task_key(key: str, level: str, extra_leaves=frozenset()) -> bool:
+    """Whether a run with ``--log_per_task level`` logs ``key``.
+
+    Pooled keys are always kept. A per-task key (``.../Task{k}/<leaf>``,
+    ``Train/LocalPolicy{i}/<leaf>``) is kept by ``all``; by ``summary`` when its leaf is in
+    :data:`SUMMARY_LEAVES` or ``extra_leaves`` (the suite's episode statistics, e.g.
+    ``StagesCompleted``), which drops the T x T selection matrix (``Policy{j}Prob``) and the per-task
+    losses; never by ``none``.
+
+    Raises:
+        ValueError: an unknown level.
+    """
+    if level not in PER_TASK_LEVELS:
+        raise ValueError(f"--log_per_task={level!r}; allowed: {', '.join(PER_TASK_LEVELS)}")
+    match = _PER_TASK_KEY.search(key)
+    if match is None or level == "all":
+        return True
+    return level == "summary" and (match.group(1) in SUMMARY_LEAVES or match.group(1) in extra_leaves)
 
 
 class OrderedCsvOutput(FileOutput):

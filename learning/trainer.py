@@ -9,6 +9,7 @@ import math
 import random
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import torch
 from dowel import tabular
 from tqdm.auto import tqdm
 
-from learning.logging import OrderedCsvOutput, SummaryStdOutput, make_wandb_output
+from learning.logging import OrderedCsvOutput, SummaryStdOutput, keep_per_task_key, make_wandb_output
 from learning.policies.behaviour import SwitchState
 from learning.replay_buffer import TaskReplayBuffer
 from learning.run_lock import RunLock, RunLockedError
@@ -156,7 +157,7 @@ class Trainer:
         try:
             bar = tqdm(range(self.start_epoch, self.config.n_epochs), desc=self.log_dir.name,
                        unit="epoch", dynamic_ncols=True, initial=self.start_epoch,
-                       total=self.config.n_epochs)
+                       total=self.config.n_epochs, disable=not self._bar_shown())
             for epoch in bar:
                 self._run_epoch(epoch)
                 last = epoch
@@ -216,13 +217,24 @@ class Trainer:
                    if isinstance(v, (int, float)) and math.isfinite(v)}
         self._tensorboard._writer.add_hparams(hparams, metrics, name="hparams")
 
+    def _bar_shown(self) -> bool:
+        """``--progress_bar``; unset: only when stderr is a terminal, so that logs written by
+        sbatch, nohup or a sweep trial get each epoch's table without the bar's carriage-return frames."""
+        choice = getattr(self.config, "progress_bar", None)
+        return sys.stderr.isatty() if choice is None else bool(choice)
+
     def _show_progress(self, bar) -> None:
-        """Success rate on the progress bar, or return for suites where success is trivial."""
+        """The own policies' number on the progress bar, like for like across methods: QMP's
+        ``Evaluation/p/...`` where logged (its ``Evaluation/...`` is the behaviour mixture's), else
+        ``Evaluation/...``; success rate, or return for suites where success is meaningless."""
         final = self.final_evaluation
-        if self.suite.success_is_meaningful and "Evaluation/SuccessRate" in final:
-            bar.set_postfix(success=f"{final['Evaluation/SuccessRate']:.2f}")
-        elif "Evaluation/AverageReturn" in final:
-            bar.set_postfix(avg_return=f"{final['Evaluation/AverageReturn']:.1f}")
+        for leaf, name, fmt in (("SuccessRate", "success", ".2f"), ("AverageReturn", "avg_return", ".1f")):
+            if leaf == "SuccessRate" and not self.suite.success_is_meaningful:
+                continue
+            for key in (f"Evaluation/p/{leaf}", f"Evaluation/{leaf}"):
+                if key in final:
+                    bar.set_postfix({name: format(final[key], fmt)})
+                    return
 
     def _run_epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
@@ -307,7 +319,8 @@ class Trainer:
             # seeded per (seed, epoch, mode): `run.py evaluate` repeats it from the snapshot
             record = evaluate(self.eval_sampler, behaviour, episodes,
                               seed=evaluation_seed(self.config.seed, epoch, prefix))
-            pooled = log_episode_stats(f"Evaluation/{prefix}", record, self.suite, epoch)
+            pooled = log_episode_stats(f"Evaluation/{prefix}", record, self.suite, epoch,
+                                       getattr(self.config, "log_per_task", "all"))
             if prefix == "":
                 self.final_evaluation = pooled
                 if self.guide_training is not None:
@@ -329,24 +342,33 @@ class Trainer:
         stats = {k: v.detach().cpu().numpy() for k, v in stats.items()}
         for key, value in stats.items():
             tabular.record(f"Train/{key}", float(np.mean(value)))
+        level = getattr(self.config, "log_per_task", "all")
+
+        def record_task(key: str, value) -> None:  # --log_per_task decides
+            if keep_per_task_key(key, level):
+                tabular.record(key, value)
+
         if self.guide_training is not None:
             for key, value in self.guide_training.stats().items():
-                tabular.record(key, value)
+                record_task(key, value)
+        if level == "none":
+            return
         probs = (counts.double() / counts.sum(1, keepdim=True).clamp(min=1)).numpy()
         mixture = len(self.eval_modes) > 1
         for i in range(t):
             prefix = f"Train/LocalPolicy{i}/"
             for key, value in stats.items():
-                tabular.record(prefix + key, float(value[i]))
-            tabular.record(prefix + "AverageReturn", per_task_return[i])
+                record_task(prefix + key, float(value[i]))
+            record_task(prefix + "AverageReturn", per_task_return[i])
             if success_logged:
-                tabular.record(prefix + "SuccessRate", per_task_success[i])
-            tabular.record(prefix + "ReplayBufferSize", len(self.buffer))
-            tabular.record(prefix + "EnvSteps", self.total_env_steps // t)
+                record_task(prefix + "SuccessRate", per_task_success[i])
+            record_task(prefix + "ReplayBufferSize", len(self.buffer))
+            record_task(prefix + "EnvSteps", self.total_env_steps // t)
             if mixture:
-                tabular.record(prefix + "MixtureProbs", float(probs[i, i]))
-                for j in range(t):
-                    tabular.record(prefix + f"Policy{j}Prob", float(probs[i, j]))
+                record_task(prefix + "MixtureProbs", float(probs[i, i]))
+                if level == "all":  # the T x T selection matrix: T^2 columns (2,500 on MT50)
+                    for j in range(t):
+                        tabular.record(prefix + f"Policy{j}Prob", float(probs[i, j]))
 
     # ------------------------------------------------------------- snapshot
     def save_snapshot(self, epoch: int, path: Path | None = None) -> Path:
@@ -456,10 +478,12 @@ def _nanmean(values) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def log_episode_stats(prefix: str, record: EpisodeRecord, suite, epoch: int) -> dict[str, float]:
+def log_episode_stats(prefix: str, record: EpisodeRecord, suite, epoch: int,
+                      per_task: str = "all") -> dict[str, float]:
     """Record pooled and per-task evaluation metrics (reference §3.13 key names); no
     ``SuccessRate`` for suites whose success is meaningless (``suite.success_is_meaningful`` False:
-    HalfCheetah, one-task gymnasium ids), where return is the metric.
+    HalfCheetah, one-task gymnasium ids), where return is the metric. ``per_task`` (the run's
+    ``--log_per_task``) selects the per-task keys (:func:`learning.logging.keep_per_task_key`).
 
     Returns:
         The pooled metrics, keyed by full name.
@@ -486,7 +510,9 @@ def log_episode_stats(prefix: str, record: EpisodeRecord, suite, epoch: int) -> 
     pooled = {prefix + k: v for k, v in metrics(range(suite.num_tasks)).items()}
     for key, value in pooled.items():
         tabular.record(key, value)
-    for task in range(suite.num_tasks):
+    extras = frozenset(suite.episode_info_keys.values())
+    for task in range(suite.num_tasks if per_task != "none" else 0):
         for key, value in metrics([task]).items():
-            tabular.record(f"{prefix}Task{task}/{key}", value)
+            if keep_per_task_key(f"{prefix}Task{task}/{key}", per_task, extras):
+                tabular.record(f"{prefix}Task{task}/{key}", value)
     return pooled
