@@ -165,8 +165,8 @@ def test_task_curves_use_the_metrics_task_columns(tmp_path):
             "TotalEnvSteps": steps(2), "Evaluation/SuccessRate": [9, 9], "Evaluation/p/SuccessRate": [0.5, 0.5],
             "Evaluation/Task0/SuccessRate": [9, 9], "Evaluation/Task1/SuccessRate": [9, 9],
             "Evaluation/p/Task0/SuccessRate": t0, "Evaluation/p/Task1/SuccessRate": t1}, seed=s))
-    tasks = plot.compute_task_curves(dirs)
-    assert list(tasks) == [0, 1]
+    (suite, tasks), = plot.compute_task_curves(dirs).items()
+    assert suite == "MazeLarge-10-v0" and list(tasks) == [0, 1]
     np.testing.assert_allclose(tasks[0][0].mean, [0.0, 0.5])
     np.testing.assert_allclose(tasks[1][0].mean, [0.5, 1.0])
     assert tasks[1][0].metrics == ["Evaluation/p/Task1/SuccessRate"]
@@ -421,3 +421,128 @@ def test_leaf_metric_takes_the_own_policy_column_where_a_run_logs_it(tmp_path):
     assert metrics == {"qmp": "Evaluation/p/StagesCompleted", "sep": "Evaluation/StagesCompleted"}
     with pytest.raises(Exception, match="neither Evaluation/p/Nope nor Evaluation/Nope"):
         load_runs([tmp_path], "Nope")
+
+
+# ------------------------------------------------------------------------------ suites (issue 20)
+def _visible_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def _inside(fig, texts) -> None:
+    """Every text is drawn inside the figure (not cut off at its edge)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert text.get_text() and box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, \
+            (text.get_text(), box, width, height)
+
+
+def _two_suite_root(root: Path) -> None:
+    """Maze runs (success; QMP's own-policy column beside Separated's) and HalfCheetah runs (return)."""
+    for s in range(2):
+        write_run(root / f"maze_qmp_{s}", {
+            "TotalEnvSteps": steps(3), "Evaluation/SuccessRate": [0.5, 0.6, 0.7], "Evaluation/p/SuccessRate": [0.1, 0.2, 0.3],
+            "Evaluation/p/Task0/SuccessRate": [0.0, 0.5, 1.0], "Evaluation/p/Task1/SuccessRate": [0.0, 0.0, 0.5]},
+            seed=s, resolved={"num_tasks": 2, "task_names": ["alpha-room", "beta-room"]})
+        write_run(root / f"maze_sep_{s}", {
+            "TotalEnvSteps": steps(3), "Evaluation/SuccessRate": [0.2, 0.4, 0.9],
+            "Evaluation/Task0/SuccessRate": [0.0, 0.5, 1.0], "Evaluation/Task1/SuccessRate": [0.4, 0.3, 0.8]},
+            seed=s, experiment="dnc_sac", resolved={"num_tasks": 2, "task_names": ["alpha-room", "beta-room"]})
+        write_run(root / f"cheetah_{s}", {
+            "TotalEnvSteps": steps(3), "Evaluation/AverageReturn": [500.0, 800.0, 1200.0 + s],
+            **{f"Evaluation/Task{k}/AverageReturn": [400.0 + k, 700.0, 1100.0] for k in range(5)}},
+            seed=s, env="HalfCheetahMT5-v0", experiment="dnc_sac")
+
+
+def test_several_suites_get_one_panel_each_and_a_task_block_each_with_task_names(tmp_path):
+    _two_suite_root(tmp_path / "root")
+    groups = plot.group_runs(load_runs([tmp_path / "root"], log=lambda m: None))
+    figures, summary = plot.make_figures(groups, log=lambda m: None)
+
+    panels = _visible_axes(figures[""])
+    assert [ax.get_title().split("\n")[0] for ax in panels] == ["HalfCheetahMT5-v0", "MazeLarge-10-v0"]
+    assert [ax.get_ylabel() for ax in panels] == ["AverageReturn", "SuccessRate"]
+    cheetah, maze = panels
+    assert all(min(line.get_ydata()) >= 500 for line in cheetah.get_lines())  # returns only
+    assert len(maze.get_lines()) == 2 and all(max(line.get_ydata()) <= 1 for line in maze.get_lines())
+    _inside(figures[""], [ax.yaxis.label for ax in panels])
+
+    grid = figures["tasks"]
+    blocks = grid.subfigs
+    assert [b._suptitle.get_text() for b in blocks] == ["HalfCheetahMT5-v0", "MazeLarge-10-v0"]
+    titles = [[ax.get_title() for ax in b.axes if ax.get_visible()] for b in blocks]
+    assert titles == [[f"{k}: Gravity{g}" for k, g in enumerate(["1.0", "0.5", "0.75", "1.5", "1.25"])],
+                      ["0: alpha-room", "1: beta-room"]]
+    assert [b._supylabel.get_text() for b in blocks] == ["AverageReturn", "SuccessRate"]
+    _inside(grid, [b._supylabel for b in blocks])
+    for ax in blocks[1].axes:  # task k of the maze only: success values
+        assert all(max(line.get_ydata()) <= 1 for line in ax.get_lines())
+
+    assert list(summary["suite"]) == ["HalfCheetahMT5-v0", "MazeLarge-10-v0", "MazeLarge-10-v0"]
+    summary_axes = _visible_axes(figures["summary"])
+    assert [ax.get_xlabel() for ax in summary_axes] == ["AverageReturn"] * 2 + ["SuccessRate"] * 2
+
+
+def test_bookkeeping_settings_do_not_split_groups(tmp_path):
+    col = {"TotalEnvSteps": steps(2), "Evaluation/SuccessRate": [0.1, 0.2]}
+    write_run(tmp_path / "a", col, seed=0)
+    write_run(tmp_path / "b", col, seed=1, snapshot_buffer=True, snapshot_mode="all", vis_freq=10, vis_fps=20,
+              wandb=True, wandb_project="x", wandb_entity="me", log_per_task="summary", progress_bar=False,
+              resumes=[{"epoch": 3}])
+    write_run(tmp_path / "c", col, seed=2, lr=0.001)
+    groups = plot.group_runs(load_runs([tmp_path]))
+    assert sorted(len(g.runs) for g in groups) == [1, 2]
+    assert sorted(g.label for g in groups) == ["qmp_dnc MazeLarge-10-v0 lr=0.0003", "qmp_dnc MazeLarge-10-v0 lr=0.001"]
+
+
+def _duplicates(root: Path) -> None:
+    write_run(root / "s0", {"TotalEnvSteps": steps(3), "Evaluation/SuccessRate": [0.0, 0.2, 0.4]}, seed=0)
+    write_run(root / "s0_copy", {"TotalEnvSteps": steps(2), "Evaluation/SuccessRate": [1.0, 1.0]}, seed=0)
+    write_run(root / "s1", {"TotalEnvSteps": steps(3), "Evaluation/SuccessRate": [0.0, 0.4, 0.8]}, seed=1)
+
+
+def test_duplicate_seeds_are_flagged_and_counted_once(tmp_path):
+    _duplicates(tmp_path)
+    notes = []
+    (group,) = plot.group_runs(load_runs([tmp_path]), log=notes.append)
+    assert sorted(r.path.name for r in group.runs) == ["s0", "s1"]  # the longer run of seed 0 is kept
+    (warning,) = notes
+    assert "2 runs of seed 0" in warning and str(tmp_path / "s0_copy") in warning and "counted once" in warning
+    (curve,) = compute_curves([group])
+    assert curve.n_seeds == 2
+    np.testing.assert_allclose(curve.mean, [0.0, 0.3, 0.6])
+
+    notes.clear()
+    (each,) = plot.group_runs(load_runs([tmp_path]), "each", log=notes.append)
+    assert len(each.runs) == 3 and "each counted as a seed" in notes[0]
+    result = CliRunner().invoke(plot.plot_command, [str(tmp_path), "--out", str(tmp_path / "p.png"),
+                                                    "--duplicate_seeds", "refuse"])
+    assert result.exit_code == 2 and "seed 0" in result.output and "s0_copy" in result.output
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_a_band_over_fewer_than_three_seeds_is_the_labelled_min_max(tmp_path):
+    two = [write_run(tmp_path / f"two{s}", {"TotalEnvSteps": steps(2), "Evaluation/SuccessRate": y}, seed=s)
+           for s, y in enumerate([[0.0, 0.9], [0.4, 0.1]])]
+    (curve,) = compute_curves(two)
+    np.testing.assert_allclose(curve.low, [0.0, 0.1])
+    np.testing.assert_allclose(curve.high, [0.4, 0.9])
+    assert curve.band == "min-max"
+    fig = plot.draw_curves([curve])
+    assert "(2 seeds, min-max)" in fig.axes[0].get_legend().get_texts()[0].get_text()
+    assert "min-max" in fig._suptitle.get_text() and "CI" not in fig._suptitle.get_text()
+    (row,) = compute_summary(two).to_dict("records")
+    assert row["interval"] == "min-max"
+    assert (row["mean_ci_low"], row["mean_ci_high"], row["iqm_ci_low"], row["iqm_ci_high"]) == (0.1, 0.9, 0.1, 0.9)
+
+    three = [*two, write_run(tmp_path / "three", {"TotalEnvSteps": steps(2), "Evaluation/SuccessRate": [0.2, 0.5]},
+                             seed=2)]
+    (curve,) = compute_curves(three)
+    assert curve.band == "95 % bootstrap CI"
+    assert "(3 seeds, 95 % CI)" in plot.draw_curves([curve]).axes[0].get_legend().get_texts()[0].get_text()
+    assert compute_summary(three).loc[0, "interval"] == "95 % stratified bootstrap CI"
