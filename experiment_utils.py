@@ -44,6 +44,7 @@ DISTILL = ("dnc_sac", "uds_dnc")  # the original's MoPDnC (qmp_*) never distils 
 PC_GRAD = ("mtsac", "qmp_sac", "ctpg_sac")
 SHARING = PC_GRAD  # experiments with parameter-sharing architectures (PTSL, CARE, SM, PaCo, MOORE)
 RESIDUAL_MODES = ("none", "sum", "linear", "project")
+CARE_ARRANGEMENTS = ("mtrl", "per_network")
 BLOCK_GATE_CHOICES = ("alpha", "success")
 
 
@@ -94,12 +95,6 @@ class ExperimentConfig:
     vis_width: int = _f(500, "video frame width in pixels")
     vis_height: int = _f(500, "video frame height in pixels")
     vis_fps: int = _f(40, "video frames per second")
-    log_per_task: str = _f("all", "per-task columns of progress.csv, TensorBoard and wandb: all (every "
-                           "per-task key, incl. the T x T selection probabilities and per-task losses) | "
-                           "summary (per task: success, return, suite statistics, own-policy share) | "
-                           "none (pooled keys only)")
-    progress_bar: bool | None = _f(None, "tqdm epoch bar (default: only when stderr is a terminal; off a "
-                                   "terminal, e.g. sbatch, nohup or sweep logs, the epoch tables print alone)")
     log_per_task: str = _f("all", "per-task columns of progress.csv, TensorBoard and wandb: all (every "
                            "per-task key, incl. the T x T selection probabilities and per-task losses) | "
                            "summary (per task: success, return, suite statistics, own-policy share) | "
@@ -165,13 +160,21 @@ class ExperimentConfig:
                                  "of the own batch, in [0, 1)", only=UDS)
     unsupervised: bool = _f(True, "UDS: relabel shared rewards to the suite's minimum reward "
                             "(only True is supported)", only=UDS)
-    pal_dim: int = _f(50, "PTSL: size of the task-specific projected layers (50 for MT10, 32 for MT50)",
-                      only=SHARING)
+    pal_dim: int = _f(50, "PTSL: size of the task-specific projected layers (PTSL's runs: 50 on MT10 and "
+                      "on MT50 at 200k steps, 32 only for its MT50 1M runs)", only=SHARING)
     shared_projection: bool = _f(True, "PTSL: one down/up projection pair shared by the layers",
                                  only=SHARING)
     residual_mode: str = _f("none", f"PTSL residual of the task path: {'|'.join(RESIDUAL_MODES)}",
                             only=SHARING)
     num_experts: int = _f(4, "CARE / MOORE: number of experts", only=SHARING)
+    care_arrangement: str = _f("mtrl", "CARE and CARE + PTSL: mtrl (mtrl/PTSL: experts on the state, "
+                               "task encoder and experts shared by actor and critic, trained by the "
+                               "critic, detached in the actor loss, target encoder at --encoder_tau; "
+                               "applies when both networks are care/care_ptsl) | per_network (Meta-World+: "
+                               "each network owns all its parts, the critic's experts see [s, a])",
+                               only=SHARING)
+    encoder_tau: float = _f(0.05, "CARE (--care_arrangement mtrl): Polyak coefficient of the target "
+                            "critic's encoder (mtrl: 0.05)", only=SHARING)
     num_param_sets: int = _f(5, "PaCo: number of shared parameter sets (5 for Meta-World, 3 for "
                              "HalfCheetah in CTPG)", only=SHARING)
     extreme_loss_threshold: float | None = _f(None, "a task whose critic loss exceeds this is left out of "
@@ -255,20 +258,22 @@ class CTPGSuite:
     capacity_per_task: int  # replay_buffer.capacity / N
     num_layers: int  # env.network.num_layers: hidden layers of 400 units
     num_param_sets: int  # env.network.paco_num_of_param_set
+    paco_layers: int  # env.network.paco_num_layers: PaCo's hidden layers of 400 units
+    sm_hidden_layers: int  # env.network.sm_hidden_layers: Soft Modularization's observation embedding
 
 
 CTPG_SUITES: dict[str, CTPGSuite] = {
-    "HalfCheetahMT5-v0": CTPGSuite(5, 800_000, 500_000 // 5, 2, 3),
-    "HalfCheetahMT8-v0": CTPGSuite(8, 800_000, 1_000_000 // 8, 2, 3),
-    "MetaWorldMT10-v2": CTPGSuite(10, 1_500_000, 1_000_000 // 10, 5, 5),
-    "MetaWorldMT50-v2": CTPGSuite(50, 1_500_000, 10_000_000 // 50, 5, 5),
+    "HalfCheetahMT5-v0": CTPGSuite(5, 800_000, 500_000 // 5, 2, 3, 2, 1),
+    "HalfCheetahMT8-v0": CTPGSuite(8, 800_000, 1_000_000 // 8, 2, 3, 2, 1),
+    "MetaWorldMT10-v2": CTPGSuite(10, 1_500_000, 1_000_000 // 10, 5, 5, 3, 2),
+    "MetaWorldMT50-v2": CTPGSuite(50, 1_500_000, 10_000_000 // 50, 5, 5, 3, 2),
 }
 PRESET_CHOICES = ("ctpg",)
 CTPG_STEPS_PER_ITERATION = 10  # vectorised steps per collect/update iteration (= guide_update_step)
 CTPG_EVAL_EVERY = 10_000  # steps per task between evaluations (experiment.eval_freq)
 
 
-def ctpg_preset(env: str, experiment: str) -> dict[str, Any]:
+def ctpg_preset(env: str, experiment: str, architecture: str | None = None) -> dict[str, Any]:
     """CTPG's control settings as the release runs every cell of its table (anchors §1.11-§1.14).
 
     The same values for Base (``mtsac``, ``dnc_sac``), w/ QMP (``qmp_sac``, ``qmp_dnc``) and w/ CTPG
@@ -276,7 +281,9 @@ def ctpg_preset(env: str, experiment: str) -> dict[str, Any]:
     alpha form capped at 1, losses weighted T softmax(-log alpha), extreme task losses (> 3000)
     masked after 100k updates, reward x 0.1, 128 transitions per task per update, one update per
     vectorised step after 1500 warm-up steps per task, the release's replay capacity per task,
-    400-unit layers, 32 evaluation episodes per task every 10k steps per task. Collection and
+    400-unit layers (``architecture`` paco / soft_modular: PaCo's layers / SM's observation
+    embedding, ``config/env/*.yaml network``), 32 evaluation episodes per task every 10k steps per
+    task. Collection and
     updates alternate every ``CTPG_STEPS_PER_ITERATION`` vectorised steps (the release: every
     step), so one guide step follows every 10 control steps, as in the release.
 
@@ -293,10 +300,12 @@ def ctpg_preset(env: str, experiment: str) -> dict[str, Any]:
     suite = CTPG_SUITES[env]
     t, k = suite.num_tasks, CTPG_STEPS_PER_ITERATION
     dnc = experiment in DNC
+    layers = {"paco": suite.paco_layers, "soft_modular": suite.sm_hidden_layers}.get(architecture or "",
+                                                                                   suite.num_layers)
     return dict(
         lr=1e-4, target_update_tau=0.01, discount=0.99, reward_scale=0.1, grad_clip=0.1, max_alpha=1.0,
         temperature_form="alpha", task_loss_weights=True, extreme_loss_threshold=3000.0,
-        extreme_loss_after=100_000, hidden_sizes=(400,) * suite.num_layers,
+        extreme_loss_after=100_000, hidden_sizes=(400,) * layers,
         num_param_sets=suite.num_param_sets,
         batch_size=k * t, steps_per_epoch=CTPG_EVAL_EVERY // k, evaluation_frequency=1,
         n_epochs=suite.steps_per_task // CTPG_EVAL_EVERY,
@@ -326,7 +335,7 @@ def resolve_config(experiment: str, cli: dict[str, Any]) -> ExperimentConfig:
     if preset is not None:
         if preset not in PRESET_CHOICES:
             raise ValueError(f"--preset={preset!r}; allowed: {', '.join(PRESET_CHOICES)}")
-        layers.update(ctpg_preset(env, experiment))
+        layers.update(ctpg_preset(env, experiment, cli.get("policy_architecture")))
     values = {k: v for k, v in layers.items()  # presets of flags this experiment has
               if only[k] is None or experiment in only[k]}
     values.update({k: v for k, v in cli.items() if v is not None})

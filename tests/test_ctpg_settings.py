@@ -219,6 +219,18 @@ def test_ctpg_preset_is_shared_by_base_qmp_and_ctpg_and_flags_still_win():
     assert (plain.lr, plain.grad_clip, plain.buffer_batch_size) == (1.5e-3, None, 2560)
 
 
+@pytest.mark.parametrize("env, arch, hidden", [
+    ("MetaWorldMT10-v2", "paco", (400,) * 3), ("HalfCheetahMT8-v0", "paco", (400,) * 2),
+    ("MetaWorldMT50-v2", "soft_modular", (400,) * 2), ("HalfCheetahMT5-v0", "soft_modular", (400,)),
+    ("MetaWorldMT10-v2", "shared_onehot", (400,) * 5), ("HalfCheetahMT5-v0", "multihead", (400,) * 2)])
+def test_ctpg_preset_widths_follow_the_architecture(env, arch, hidden):
+    """The release's env.network: paco_num_layers 3 / 2, sm_hidden_layers 2 / 1, num_layers 5 / 2."""
+    config = resolve_config("mtsac", {"env": env, "preset": "ctpg", "policy_architecture": arch,
+                                      "Q_architecture": arch})
+    assert config.hidden_sizes == hidden
+    assert config.num_param_sets == (3 if env.startswith("HalfCheetah") else 5)
+
+
 def test_ctpg_preset_rejects_other_suites_and_names():
     with pytest.raises(ValueError, match="--preset ctpg.*HalfCheetahMT5-v0"):
         resolve_config("mtsac", {"env": "MazeQuick-4-v0", "preset": "ctpg"})
