@@ -15,6 +15,8 @@ TINY = ["--n_epochs", "2", "--batch_size", "100", "--min_buffer_size", "20",
 
 
 def invoke(args):
+    if not any(a == "--env" or a.startswith("--env=") for a in args):  # --env is required: the maze
+        args = [args[0], "--env", "MazeLarge-10-v0", *args[1:]]
     result = CliRunner().invoke(run.cli, run.normalise_argv(args), catch_exceptions=False)
     return result
 
@@ -130,7 +132,7 @@ def test_csv_starts_with_epoch_and_steps(tmp_path):
 
 def test_epochs_without_evaluation_leave_evaluation_cells_empty(tmp_path):
     log_dir = tmp_path / "freq"
-    args = ["dnc_sac", "--env", "MazeLarge-10-v0", *TINY, "--n_epochs", "3", "--evaluation_frequency", "2", "--log_dir", str(log_dir)]
+    args = ["dnc_sac", *TINY, "--n_epochs", "3", "--evaluation_frequency", "2", "--log_dir", str(log_dir)]
     assert invoke(args).exit_code == 0
     rows = read_csv(log_dir / "progress.csv")
     assert [r["Evaluation/SuccessRate"] != "" for r in rows] == [True, False, True]
