@@ -94,23 +94,31 @@ def _start_ray(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
+def decide(p: _Pending, expected: dict[str, dict] | None) -> str | None:
+    """Set ``p.resume`` for an unfinished trial: True when its dir holds a snapshot of a run with
+    the flags the trial gets now (``expected``, by trial name); returns why a dir that exists
+    cannot be resumed (None when it can, or when there is no dir)."""
+    p.resume = False
+    if not p.log_dir.exists():
+        return None
+    if not can_resume(p.log_dir):
+        return "it has no snapshot"
+    mine = (expected or {}).get(p.trial.name)
+    why = variant_mismatch(p.log_dir, mine) if mine is not None else None
+    p.resume = why is None
+    return None if p.resume else f"it was run with other flags ({why})"
+
+
 def plan(pending: Sequence[_Pending], expected: dict[str, dict] | None, echo: Callable[[str], None]) -> None:
-    """Decide, for each unfinished trial with a log dir, resume (a snapshot of a run with the
-    flags the trial gets now) or a fresh start (the dir moved aside, :func:`move_aside`)."""
+    """Decide (:func:`decide`), for each unfinished trial with a log dir, resume or a fresh start,
+    moving the dirs that cannot be resumed aside (:func:`move_aside`)."""
     for p in pending:
-        if not p.log_dir.exists():
-            continue
-        why = None
-        if can_resume(p.log_dir):
-            why = variant_mismatch(p.log_dir, expected[p.trial.name]) if expected and p.trial.name in expected \
-                else None
-            if why is None:
-                p.resume = True
-                echo(f"unfinished {p.trial.name}: resuming from its snapshot")
-                continue
-        p.moved_aside = move_aside(p.log_dir, p.log_file)
-        reason = f"it was run with other flags ({why})" if why else "it has no snapshot"
-        echo(f"unfinished {p.trial.name}: {reason}; moved aside to {p.moved_aside}, starting afresh")
+        why = decide(p, expected)
+        if p.resume:
+            echo(f"unfinished {p.trial.name}: resuming from its snapshot")
+        elif why is not None:
+            p.moved_aside = move_aside(p.log_dir, p.log_file)
+            echo(f"unfinished {p.trial.name}: {why}; moved aside to {p.moved_aside}, starting afresh")
 
 
 def _result(p: _Pending, outcome, error: str = "") -> TrialResult:
@@ -165,7 +173,8 @@ def run_sweep(trials: Sequence[Trial], root: Path | str, *, cpus_per_trial: int 
         if is_finished(log_dir):
             results[t.name] = TrialResult(t, "skipped", None, 0.0, log_dir, log_file)
         else:
-            pending.append(_Pending(t, log_dir, log_file, resume=can_resume(log_dir)))
+            pending.append(_Pending(t, log_dir, log_file))
+            decide(pending[-1], expected)
     resumable = sum(p.resume for p in pending)
     echo(f"sweep: {len(trials)} trials in {root}: {len(results)} finished (skipped), "
          f"{resumable} to resume from a snapshot, {len(pending) - resumable} to start")
