@@ -26,7 +26,8 @@ from experiment_utils import (CTPG, DISTILL, DNC, ENV_PRESETS, QMP, SHARING, UDS
                               config_fields, log_dir_base, package_versions, resolve_config)
 from garage_experiments import EXPERIMENTS, build_trainer, parameter_count, resolved_values, validate
 from tools.plot import plot_command
-from tools.snapshots import evaluate_command, resume_command, train_and_report
+from tools.evaluate import evaluate_command
+from tools.snapshots import resume_command, train_and_report
 from tools.sweep import sweep_command
 
 

@@ -117,7 +117,7 @@ def test_cuda_and_cpu_runs_of_one_seed_log_the_same_columns(tmp_path, experiment
 def test_snapshot_buffer_run_resumes_and_evaluates_on_the_gpu(tmp_path):
     # torch.load(map_location=cuda) also moves the snapshot's CPU RNG state; Trainer.load_snapshot
     # must hand torch.set_rng_state a CPU tensor.
-    from tools.snapshots import evaluate_run
+    from tools.evaluate import evaluate_run
 
     log_dir, _ = run_experiment(config("qmp_dnc", tmp_path / "run", device="cuda", snapshot_buffer=True))
     resume_experiment(log_dir, n_epochs=3)

@@ -23,8 +23,9 @@ from garage_experiments import run_experiment
 from learning.replay_buffer import TaskReplayBuffer, TransitionBatch
 from learning.run_lock import LOCK_FILE, RunLock, RunLockedError, StaleLockWarning, lock_holder
 from learning.trainer import Trainer
-from tools.snapshots import (EXIT_LOCKED, InexactResumeWarning, SnapshotFallbackWarning, evaluate_command,
-                             evaluate_run, prepare_resume, resume_command, resume_run)
+from tools.evaluate import evaluate_command, evaluate_run
+from tools.snapshots import (EXIT_LOCKED, InexactResumeWarning, SnapshotFallbackWarning, prepare_resume,
+                             resume_command, resume_run)
 
 REPO = Path(__file__).resolve().parent.parent
 # QMP with a uniform mixture: its evaluation draws the mixture's choices from torch's RNG, so

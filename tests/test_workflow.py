@@ -9,7 +9,8 @@ from click.testing import CliRunner
 import tools.video
 from experiment_utils import resolve_config
 from garage_experiments import run_experiment
-from tools.snapshots import evaluate_command, evaluate_run, resume_command
+from tools.evaluate import evaluate_command, evaluate_run
+from tools.snapshots import resume_command
 
 TINY = dict(env="JacoReachMT5-v1", n_epochs=2, batch_size=50, min_buffer_size=10,
             gradient_steps_per_itr=5, buffer_batch_size=8, hidden_sizes=(8,),
