@@ -14,7 +14,7 @@ import torch
 import environments
 from environments.base import TaskSuite
 from experiment_utils import (ARCHITECTURE_CHOICES, BLOCK_GATE_CHOICES, CTPG_SUITES, DISTILL, PRESET_CHOICES,
-                              RESIDUAL_MODES, MIXTURE_CHOICES, PC_GRAD,
+                              RESIDUAL_MODES, CARE_ARRANGEMENTS, MIXTURE_CHOICES, PC_GRAD,
                               QSWITCH_SCORE_CHOICES, SAMPLING_TYPE_CHOICES, UDS,
                               ExperimentConfig, check_log_dir, config_from_variant, default_target_entropy,
                               make_log_dir,
@@ -30,7 +30,7 @@ from learning.policies.ctpg_guide import CTPGBehaviour, build_guide
 from learning.policies.mixture_policies_wrapper import MixtureOfPolicies
 from learning.policies.qswitch_mixture_policies_wrapper import QSwitchMixturePolicy
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
-from learning.q_functions.twin_q import TwinQFunction
+from learning.q_functions.care_twin_q import CARE_TRUNKS, make_twin_q, share_care_parts
 from learning.replay_buffer import TaskReplayBuffer
 from learning.segment_buffer import SegmentBuffer, SegmentRecorder
 from learning.sampler import Sampler
@@ -183,6 +183,10 @@ def validate(config: ExperimentConfig) -> TaskSuite:
     if {"ptsl", "care_ptsl"} & set(architectures(config)) and config.shared_projection and len(set(config.hidden_sizes)) > 1:
         raise ValueError("--shared_projection True needs equal --hidden_sizes (one projection pair for "
                          f"every layer); got {config.hidden_sizes}")
+    if config.care_arrangement not in CARE_ARRANGEMENTS:
+        raise ValueError(f"--care_arrangement={config.care_arrangement!r}; allowed: {', '.join(CARE_ARRANGEMENTS)}")
+    if not 0 < config.encoder_tau <= 1:
+        raise ValueError(f"--encoder_tau must be in (0, 1], got {config.encoder_tau}")
     for flag in ("pal_dim", "num_experts", "num_param_sets"):
         if getattr(config, flag) <= 0:
             raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
@@ -349,10 +353,12 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
     obs_idx = suite.network_obs_indices(raw_dim, config.include_task_id)
     policy_arch, q_arch = architectures(config)
     hidden = tuple(config.hidden_sizes)
-    policy = TanhGaussianPolicy(policy_arch, t, len(obs_idx), act_dim, hidden,
-                                architecture_options(config, policy_arch)).to(device)
-    qf = TwinQFunction(q_arch, t, len(obs_idx), act_dim, hidden,
-                       architecture_options(config, q_arch)).to(device)
+    policy_options, q_options = architecture_options(config, policy_arch), architecture_options(config, q_arch)
+    if config.care_arrangement == "mtrl" and {policy_arch, q_arch} <= set(CARE_TRUNKS):
+        policy_options, q_options = share_care_parts(t, len(obs_idx), policy_options, q_options,
+                                                     config.encoder_tau, device)
+    policy = TanhGaussianPolicy(policy_arch, t, len(obs_idx), act_dim, hidden, policy_options).to(device)
+    qf = make_twin_q(q_arch, t, len(obs_idx), act_dim, hidden, q_options).to(device)
     capacity = replay_capacity_per_task(config, t)
     buffer = TaskReplayBuffer(t, capacity, len(obs_idx), act_dim, device,
                               stream_width=config.envs_per_task)

@@ -58,13 +58,53 @@ def test_ptsl_shared_projection_needs_equal_widths(tmp_path):
     assert result.exit_code == 2 and "--shared_projection True needs equal --hidden_sizes" in result.output
 
 
-def test_care_ptsl_options_reach_both_parts(tmp_path):
+@pytest.mark.parametrize("arrangement", ["mtrl", "per_network"])
+def test_care_ptsl_options_reach_both_parts(tmp_path, arrangement):
+    """Every CARE + PTSL flag reaches the actor and both critics, in both arrangements."""
     config = resolve_config("mtsac", {"policy_architecture": "care_ptsl", "Q_architecture": "care_ptsl",
-                                      "hidden_sizes": (16, 16), "log_dir": str(tmp_path / "r"),
-                                      "pal_dim": 7, "num_experts": 3, "residual_mode": "linear"})
+                                      "hidden_sizes": (16, 16), "log_dir": str(tmp_path / "r"), "pal_dim": 7,
+                                      "num_experts": 3, "residual_mode": "linear", "shared_projection": False,
+                                      "care_arrangement": arrangement})
     trainer = build_trainer(config)
     try:
-        for net in (trainer.algorithm.policy.net, trainer.algorithm.qf.q1):
-            assert (net.trunk.pal_dim, net.trunk.residual_mode, net.experts[0].weight.shape[0]) == (7, "linear", 3)
+        policy, qf = trainer.algorithm.policy.net, trainer.algorithm.qf
+        trunks = [policy.trunk, qf.q1, qf.q2] if arrangement == "mtrl" else [policy.trunk, qf.q1.trunk, qf.q2.trunk]
+        for trunk in trunks:
+            assert (trunk.pal_dim, trunk.residual_mode, trunk.down_keys[1]) == (7, "linear", "down1")
+        experts = [policy.encoder.parts, qf.encoder.shared] if arrangement == "mtrl" else [
+            policy.encoder.shared, qf.q1.encoder.shared]
+        assert all(e.experts[0].weight.shape[0] == 3 for e in experts)
     finally:
         trainer.close()
+
+
+@pytest.mark.parametrize("arch", ["care", "care_ptsl"])
+def test_care_arrangement_flag_builds_each_arrangement(tmp_path, arch):
+    """mtrl: one shared task encoder and experts on the state (obs 39 -> experts input 39), owned by the
+    critic, soft-updated at --encoder_tau; per_network: each network owns them, the critic's on [s, a]."""
+    from learning.q_functions import CARETwinQFunction, TwinQFunction
+    for arrangement in ("mtrl", "per_network"):
+        config = resolve_config("mtsac", {"env": "MetaWorldMT10-v2", "policy_architecture": arch,
+                                          "Q_architecture": arch, "hidden_sizes": (16, 16), "encoder_tau": 0.2,
+                                          "log_dir": str(tmp_path / arrangement), "care_arrangement": arrangement})
+        trainer = build_trainer(config)
+        try:
+            policy, qf = trainer.algorithm.policy.net, trainer.algorithm.qf
+            if arrangement == "mtrl":
+                assert type(qf) is CARETwinQFunction and policy.encoder.parts is qf.encoder.shared
+                assert qf.encoder.shared.experts[0].weight.shape[1] == 39 and qf.encoder_tau == 0.2
+                assert not any(n.startswith("encoder.shared") for n, _ in policy.named_parameters())
+            else:
+                assert type(qf) is TwinQFunction and qf.q1.encoder.shared.experts[0].weight.shape[1] == 39 + 4
+                assert policy.encoder.shared is not qf.q1.encoder.shared
+        finally:
+            trainer.close()
+
+
+def test_care_arrangement_and_encoder_tau_are_checked(tmp_path):
+    for flags, message in ((["--care_arrangement", "shared"], "--care_arrangement='shared'; allowed: mtrl, per_network"),
+                           (["--encoder_tau", "0"], "--encoder_tau must be in (0, 1]")):
+        result = CliRunner().invoke(run.cli, run.normalise_argv([
+            "mtsac", "--env", "MazeLarge-10-v0", "--policy_architecture", "care", "--Q_architecture", "care", *flags,
+            "--log_dir", str(tmp_path / "x")]))
+        assert result.exit_code == 2 and message in result.output, result.output

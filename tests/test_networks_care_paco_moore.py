@@ -51,12 +51,12 @@ def test_shapes_and_broadcast_input(cls):
 
 def care_reference(net: CAREMLP, x: torch.Tensor, t: int) -> torch.Tensor:
     """Task t alone, from scratch: context, attention, per-expert loop, output MLP."""
-    emb = torch.relu(net.task_embeddings[t])
-    proj1, proj2, trunk = net.context[1], net.context[3], net.context[5]
+    emb = torch.relu(net.encoder.shared.task_embeddings[t])
+    proj1, proj2, trunk = net.encoder.shared.context[1], net.encoder.shared.context[3], net.encoder.shared.context[5]
     c = mlp(torch.relu(linear(torch.relu(linear(emb, proj1)), proj2)), trunk[::2])
-    logits = mlp(c, net.attention[::2])
-    a = torch.exp(logits / net.temperature) / torch.exp(logits / net.temperature).sum()
-    z = sum(a[e] * expert(x, net.experts, e) for e in range(len(a)))
+    logits = mlp(c, net.encoder.attention[::2])
+    a = torch.exp(logits / net.encoder.temperature) / torch.exp(logits / net.encoder.temperature).sum()
+    z = sum(a[e] * expert(x, net.encoder.shared.experts, e) for e in range(len(a)))
     h = torch.cat([z, c.expand(x.shape[0], -1)], dim=-1)
     return mlp(h, [*net.hidden, net.output])
 
@@ -75,15 +75,15 @@ def test_care_batched_equals_per_task_loop():
 def test_care_attention_rows_sum_to_one_and_mixture_is_weighted_sum_of_experts():
     torch.manual_seed(2)
     net = CAREMLP(T, IN, (8,), OUT, num_experts=4, encoder_sizes=(6, 5))
-    a = net.mixing_weights()
+    a = net.encoder.mixing_weights()
     assert a.shape == (T, 4) and (a > 0).all()
     torch.testing.assert_close(a.sum(-1), torch.ones(T))
     x = torch.randn(1, B, IN)
     z = net.encode(x)[..., :5]
     for t in range(T):
-        expected = sum(a[t, e] * expert(x[0], net.experts, e) for e in range(4))
+        expected = sum(a[t, e] * expert(x[0], net.encoder.shared.experts, e) for e in range(4))
         torch.testing.assert_close(z[t], expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(net.encode(x)[..., 5:], net.context_vectors()[:, None].expand(-1, B, -1))
+    torch.testing.assert_close(net.encode(x)[..., 5:], net.encoder.context_vectors()[:, None].expand(-1, B, -1))
 
 
 def test_care_changing_one_task_embedding_changes_only_its_row():
@@ -91,7 +91,7 @@ def test_care_changing_one_task_embedding_changes_only_its_row():
     net = CAREMLP(T, IN, (8,), OUT)
     x = torch.randn(T, B, IN)
     before = net(x)
-    net.task_embeddings[1] += torch.randn_like(net.task_embeddings[1])
+    net.encoder.shared.task_embeddings[1] += torch.randn_like(net.encoder.shared.task_embeddings[1])
     after = net(x)
     torch.testing.assert_close(after[[0, 2]], before[[0, 2]])
     assert (after[1] - before[1]).abs().max() > 1e-4
@@ -100,9 +100,9 @@ def test_care_changing_one_task_embedding_changes_only_its_row():
 def test_care_default_embeddings_are_fixed_orthonormal_buffers_and_bad_shape_raises():
     net = CAREMLP(T, IN, (8,), OUT)
     assert "task_embeddings" not in dict(net.named_parameters())
-    e = net.task_embeddings
+    e = net.encoder.shared.task_embeddings
     torch.testing.assert_close(e @ e.T, torch.eye(T), atol=1e-5, rtol=0)
-    torch.testing.assert_close(CAREMLP(T, IN, (8,), OUT).task_embeddings, e)
+    torch.testing.assert_close(CAREMLP(T, IN, (8,), OUT).encoder.shared.task_embeddings, e)
     with pytest.raises(ValueError):
         CAREMLP(T, IN, (8,), OUT, task_embeddings=torch.randn(T + 1, 5))
 

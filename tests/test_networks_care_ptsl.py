@@ -30,14 +30,14 @@ def randomise(net, seed=0):
 def reference(net: CAREPTSLMLP, x: torch.Tensor, t: int) -> torch.Tensor:
     """Task t alone, (B, in) -> (B, out): CARE's [z, c] by a per-expert loop, then PTSL layers
     o = W h + b + U (T_t^T D h + c_t) (residual none)."""
-    emb = torch.relu(net.task_embeddings[t])
-    c = mlp(torch.relu(lin(torch.relu(lin(emb, net.context[1])), net.context[3])), net.context[5][::2])
-    logits = mlp(c, net.attention[::2])
-    a = torch.softmax(logits / net.temperature, dim=0)
+    emb = torch.relu(net.encoder.shared.task_embeddings[t])
+    c = mlp(torch.relu(lin(torch.relu(lin(emb, net.encoder.shared.context[1])), net.encoder.shared.context[3])), net.encoder.shared.context[5][::2])
+    logits = mlp(c, net.encoder.attention[::2])
+    a = torch.softmax(logits / net.encoder.temperature, dim=0)
     z = 0
     for e in range(len(a)):
         h = x
-        for i, layer in enumerate(net.experts):
+        for i, layer in enumerate(net.encoder.shared.experts):
             h = (h if i == 0 else torch.relu(h)) @ layer.weight[e] + layer.bias[e, 0]
         z = z + a[e] * h
     h = torch.cat([z, c.expand(x.shape[0], -1)], dim=-1)
@@ -82,7 +82,7 @@ def test_care_ptsl_task_isolation_and_options():
     torch.manual_seed(2)
     net = CAREPTSLMLP(T, IN, (8, 8), OUT, num_experts=2, pal_dim=4, residual_mode="sum")
     randomise(net)
-    assert net.trunk.pal_dim == 4 and net.trunk.residual_mode == "sum" and net.experts[0].weight.shape[0] == 2
+    assert net.trunk.pal_dim == 4 and net.trunk.residual_mode == "sum" and net.encoder.shared.experts[0].weight.shape[0] == 2
     x = torch.randn(T, B, IN)
     y = x.clone()
     y[1] += 1.0

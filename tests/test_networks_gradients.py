@@ -114,34 +114,37 @@ def test_plain_networks_match_their_equations(arch, reference):
 
 
 # ------------------------------------------------------------------------------------------- PTSL
-def ptsl_reference(mode: str, shared: bool, layers: int = 3):
-    """PTSL (anchors §2.1-§2.3), every layer projected (``skip_projection=False``):
-    o_l = W_l h + b_l + U_l (T_{l,t}^T u_l + c_{l,t}), d_l = D_l h, u_0 = d_0, u_l by residual mode.
+def ptsl_reference(mode: str, shared: bool, layers: int = 3, downs=None, ups=None, prefix: str = ""):
+    """PTSL (anchors §2.1-§2.3): o_l = W_l h + b_l + U_l (T_{l,t}^T u_l + c_{l,t}), d_l = D_l h,
+    u_0 = d_0, u_l by residual mode. Every layer projected (``skip_projection=False``) unless ``downs``
+    / ``ups`` name the projections (None: identity, the layer's D or U skipped by PTSL's rule).
     Shared projection: layer 0 has its own D ("down0"), the output layer its own U ("up{L-1}"), all
     other layers use one D ("down") and one U ("up"); independent: "down{l}" / "up{l}" everywhere."""
     def down(i):
-        return f"proj.down{i}" if not shared or i == 0 else "proj.down"
+        key = downs[i] if downs else (f"down{i}" if not shared or i == 0 else "down")
+        return key and f"{prefix}proj.{key}"
 
     def up(i):
-        return f"proj.up{i}" if not shared or i == layers - 1 else "proj.up"
+        key = ups[i] if ups else (f"up{i}" if not shared or i == layers - 1 else "up")
+        return key and f"{prefix}proj.{key}"
 
     def reference(p: Recorder, x: torch.Tensor) -> torch.Tensor:
         rows = []
-        for t in range(T):
+        for t in range(x.shape[0]):
             h, d_prev, y_prev = x[t], None, None
             for i in range(layers):
-                d = h @ p[down(i)]
+                d = h @ p[down(i)] if down(i) else h
                 if i == 0 or mode == "none":
                     u = d
                 elif mode == "sum":
                     u = d + d_prev + y_prev
                 elif mode == "linear":
-                    a = p["alpha"]
+                    a = p[f"{prefix}alpha"]
                     u = a[0] * d + a[1] * d_prev + a[2] * y_prev
                 else:
-                    u = torch.cat([d, d_prev, y_prev], -1) @ p["res_proj"]
-                y = u @ p[f"task.{i}.weight"][t] + p[f"task.{i}.bias"][t, 0]
-                o = lin(h, p, f"shared.{i}") + y @ p[up(i)]
+                    u = torch.cat([d, d_prev, y_prev], -1) @ p[f"{prefix}res_proj"]
+                y = u @ p[f"{prefix}task.{i}.weight"][t] + p[f"{prefix}task.{i}.bias"][t, 0]
+                o = lin(h, p, f"{prefix}shared.{i}") + (y @ p[up(i)] if up(i) else y)
                 h = relu(o) if i < layers - 1 else o
                 d_prev, y_prev = d, y
             rows.append(h)
@@ -276,7 +279,7 @@ def test_paco_compositions_differ_between_tasks_at_start():
 def _outputs(arch: str, options: dict, seed: int = 0, hidden=(8, 8)) -> tuple[torch.Tensor, int]:
     torch.manual_seed(seed)
     net = build_network(arch, T, 4, hidden, 2, options=options)
-    randomise(net, seed)
+    randomise(net, seed, scale=0.1)  # small enough that CARE's attention is not saturated
     x = torch.randn(T, B, 4, generator=torch.Generator().manual_seed(9))
     return net(x).detach(), sum(p.numel() for p in net.parameters())
 
@@ -288,6 +291,13 @@ def _outputs(arch: str, options: dict, seed: int = 0, hidden=(8, 8)) -> tuple[to
     ("ptsl", dict(pal_dim=3), dict(pal_dim=3, skip_projection=False)),
     ("paco", dict(num_param_sets=3), dict(num_param_sets=2)),
     ("moore", dict(num_experts=3), dict(num_experts=2)),
+    ("care", dict(num_experts=3), dict(num_experts=2)),
+    ("care", dict(temperature=1.0), dict(temperature=0.3)),
+    ("care_ptsl", dict(pal_dim=3), dict(pal_dim=4)),
+    ("care_ptsl", dict(pal_dim=3), dict(pal_dim=3, shared_projection=False)),
+    ("care_ptsl", dict(pal_dim=3), dict(pal_dim=3, residual_mode="sum")),
+    ("care_ptsl", dict(pal_dim=3, num_experts=3), dict(pal_dim=3, num_experts=2)),
+    ("care_ptsl", dict(pal_dim=3, temperature=1.0), dict(pal_dim=3, temperature=0.3)),
 ])
 def test_each_option_has_an_observable_effect(arch, base, changed):
     """A different option value gives another function or parameter count (an option dropped on the

@@ -216,7 +216,9 @@ class MultiTaskSAC(nn.Module):
         self._policy_groups = self._qf_groups = self._alpha_groups = None
         if use_pc_grad:
             self._policy_groups = [list(policy.parameters())]
-            self._qf_groups = [list(qf.q1.parameters()), list(qf.q2.parameters())]
+            # a critic whose Q heads share an encoder (mtrl's CARE) gives its own groups
+            self._qf_groups = (qf.pcgrad_groups() if hasattr(qf, "pcgrad_groups")
+                               else [list(qf.q1.parameters()), list(qf.q2.parameters())])
             self._alpha_groups = [[self.log_alpha]]
 
     def alpha(self) -> torch.Tensor:
@@ -325,6 +327,13 @@ class MultiTaskSAC(nn.Module):
 
     @torch.no_grad()
     def polyak_update(self) -> None:
-        """target <- (1 - tau) * target + tau * online, for both target critics."""
-        torch._foreach_lerp_(list(self.target_qf.parameters()), list(self.qf.parameters()),
-                             self.tau)
+        """target <- (1 - tau) * target + tau * online, for both target critics; a critic with
+        ``polyak_taus`` (mtrl's CARE: encoder 0.05) gives each parameter its own tau."""
+        targets, onlines = list(self.target_qf.parameters()), list(self.qf.parameters())
+        if not hasattr(self.qf, "polyak_taus"):
+            torch._foreach_lerp_(targets, onlines, self.tau)
+            return
+        taus = self.qf.polyak_taus(self.tau)
+        for tau in sorted(set(taus)):
+            pick = [i for i, t in enumerate(taus) if t == tau]
+            torch._foreach_lerp_([targets[i] for i in pick], [onlines[i] for i in pick], tau)
