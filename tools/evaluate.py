@@ -132,7 +132,7 @@ def format_results(results: dict[str, dict], logged: dict[str, dict] | None = No
             lines.append("  ".join(cells))
         lines.append(f"{'mean':>4}  {'':<28}  {_cell(res['success'], 7, 3)}  {res['return']:9.2f}")
         if logged and mode in logged:
-            lines.append(f"{'logged':>4}  {'(progress.csv, epoch ' + str(res['epoch']) + ')':<28}  "
+            lines.append(f"{'':>4}  {'logged (progress.csv)':<28}  "
                          f"{_cell(logged[mode].get('success'), 7, 3)}  {logged[mode]['return']:9.2f}")
     return "\n".join(lines)
 
