@@ -231,6 +231,22 @@ def test_ctpg_preset_widths_follow_the_architecture(env, arch, hidden):
     assert config.num_param_sets == (3 if env.startswith("HalfCheetah") else 5)
 
 
+def test_variant_json_records_every_control_setting(tmp_path):
+    import json
+
+    from experiment_utils import make_log_dir
+    config = resolve_config("ctpg_dnc", {"env": "HalfCheetahMT8-v0", "preset": "ctpg",
+                                         "log_dir": str(tmp_path / "run")})
+    variant = json.loads((make_log_dir(config) / "variant.json").read_text())
+    assert {k: variant[k] for k in ("preset", "grad_clip", "max_alpha", "temperature_form",
+                                    "extreme_loss_threshold", "task_loss_weights", "reward_scale",
+                                    "target_update_tau", "lr", "guide_buffer_size",
+                                    "guide_task_onehot")} == dict(
+        preset="ctpg", grad_clip=0.1, max_alpha=1.0, temperature_form="alpha", extreme_loss_threshold=3000.0,
+        task_loss_weights=True, reward_scale=0.1, target_update_tau=0.01, lr=1e-4, guide_buffer_size=125_000,
+        guide_task_onehot=True)
+
+
 def test_ctpg_preset_rejects_other_suites_and_names():
     with pytest.raises(ValueError, match="--preset ctpg.*HalfCheetahMT5-v0"):
         resolve_config("mtsac", {"env": "MazeQuick-4-v0", "preset": "ctpg"})
