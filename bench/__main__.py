@@ -9,6 +9,7 @@ Sections (each figure a ratio of two measurements taken here, so the machine's s
   memory     bytes per stored transition and peak resident memory with full replay buffers
   workers    --n_workers 2 (subprocess vector env) vs 1 where the simulator dominates
   gpu        the update on CUDA when a GPU is present (else the table says so)
+  ctpg       a CTPG guide step vs its own matmuls, and a CTPG run vs its base run (bench/bench_ctpg.py)
 
 The table is printed and written into docs/benchmarks.md between the ``bench:start`` and
 ``bench:end`` markers, with the machine description. ``--quick`` skips MT50 and the MT10
@@ -37,7 +38,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 SUITES = ["MazeLarge-10-v0", "JacoReachMT5-v1", "Walker2dMT4-v0", "MetaWorldCDS-v1", "MetaWorldMT10-v2",
           "MetaWorldMT50-v2", "KitchenMTEasy-v0", "HalfCheetahMT5-v0"]
-SECTIONS = ["simulator", "collection", "update", "epoch", "memory", "workers", "gpu"]
+SECTIONS = ["simulator", "collection", "update", "epoch", "memory", "workers", "gpu", "ctpg"]
 Row = tuple[str, str, str, str, str]  # section, measurement, value, target, verdict
 
 
@@ -191,6 +192,11 @@ def section_gpu(quick: bool) -> list[Row]:
     return [("gpu", f"batched / per-task loop on CUDA, T=50 B=32 ({torch.cuda.get_device_name(0)})",
              f"{r['speedup']:.1f}x ({r['batched']:.1f} vs {r['loop']:.1f} ms)", ">= 20x",
              verdict(r["speedup"], 20.0))]
+
+
+def section_ctpg(quick: bool) -> list[Row]:
+    from bench.bench_ctpg import section_rows
+    return section_rows(quick)
 
 
 def table(rows: list[Row]) -> str:
