@@ -45,6 +45,7 @@ PC_GRAD = ("mtsac", "qmp_sac", "ctpg_sac")
 SHARING = PC_GRAD  # experiments with parameter-sharing architectures (PTSL, CARE, SM, PaCo, MOORE)
 RESIDUAL_MODES = ("none", "sum", "linear", "project")
 CARE_ARRANGEMENTS = ("mtrl", "per_network")
+SM_VARIANTS = ("paper", "ctpg", "mtrl")
 BLOCK_GATE_CHOICES = ("alpha", "success")
 
 
@@ -177,6 +178,19 @@ class ExperimentConfig:
                             "critic's encoder (mtrl: 0.05)", only=SHARING)
     num_param_sets: int = _f(5, "PaCo: number of shared parameter sets (5 for Meta-World, 3 for "
                              "HalfCheetah in CTPG)", only=SHARING)
+    sm_variant: str = _f("paper", "Soft Modularization: paper (Soft-Module's code) | ctpg (CTPG's module) | "
+                         "mtrl (mtrl's, the PTSL paper's SM baseline: 50-wide state and task encoders, "
+                         "modules --hidden_sizes wide, last layer averaged over modules)", only=SHARING)
+    sm_num_layers: int | None = _f(None, "Soft Modularization: module layers (default: paper/ctpg 4, mtrl 2)",
+                                   only=SHARING)
+    sm_num_modules: int = _f(4, "Soft Modularization: modules per layer", only=SHARING)
+    sm_module_hidden: int | None = _f(None, "Soft Modularization: module width (default: paper/ctpg 128, "
+                                      "mtrl the last --hidden_sizes width)", only=SHARING)
+    sm_gating_hidden: int | None = _f(None, "Soft Modularization: routing width (default: paper/ctpg 256, "
+                                      "mtrl the last --hidden_sizes width)", only=SHARING)
+    sm_gating_layers: int | None = _f(None, "Soft Modularization: Linear layers between the task-gated "
+                                      "embedding and the routing (default: paper 2, ctpg 1 as CTPG's "
+                                      "module; mtrl has exactly 1)", only=SHARING)
     extreme_loss_threshold: float | None = _f(None, "a task whose critic loss exceeds this is left out of "
                                               "the critic and actor losses of the step (every method; PaCo "
                                               "also resets its composition); unset: 3000 with PaCo networks, "

@@ -14,7 +14,7 @@ import torch
 import environments
 from environments.base import TaskSuite
 from experiment_utils import (ARCHITECTURE_CHOICES, BLOCK_GATE_CHOICES, CTPG_SUITES, DISTILL, PRESET_CHOICES,
-                              RESIDUAL_MODES, CARE_ARRANGEMENTS, MIXTURE_CHOICES, PC_GRAD,
+                              RESIDUAL_MODES, CARE_ARRANGEMENTS, SM_VARIANTS, MIXTURE_CHOICES, PC_GRAD,
                               QSWITCH_SCORE_CHOICES, SAMPLING_TYPE_CHOICES, UDS,
                               ExperimentConfig, check_log_dir, config_from_variant, default_target_entropy,
                               make_log_dir,
@@ -83,6 +83,10 @@ def architecture_options(config: ExperimentConfig, architecture: str) -> dict:
             "care": dict(num_experts=config.num_experts),
             "care_ptsl": dict(num_experts=config.num_experts, **ptsl),
             "moore": dict(num_experts=config.num_experts),
+            "soft_modular": dict(variant=config.sm_variant, num_layers=config.sm_num_layers,
+                                 num_modules=config.sm_num_modules, module_hidden=config.sm_module_hidden,
+                                 gating_hidden=config.sm_gating_hidden,
+                                 num_gating_layers=config.sm_gating_layers),
             "paco": dict(num_param_sets=config.num_param_sets)}.get(architecture, {})
 
 
@@ -187,7 +191,16 @@ def validate(config: ExperimentConfig) -> TaskSuite:
         raise ValueError(f"--care_arrangement={config.care_arrangement!r}; allowed: {', '.join(CARE_ARRANGEMENTS)}")
     if not 0 < config.encoder_tau <= 1:
         raise ValueError(f"--encoder_tau must be in (0, 1], got {config.encoder_tau}")
-    for flag in ("pal_dim", "num_experts", "num_param_sets"):
+    if config.sm_variant not in SM_VARIANTS:
+        raise ValueError(f"--sm_variant={config.sm_variant!r}; allowed: {', '.join(SM_VARIANTS)}")
+    for flag in ("sm_num_layers", "sm_module_hidden", "sm_gating_hidden", "sm_gating_layers"):
+        if getattr(config, flag) is not None and getattr(config, flag) < (2 if flag == "sm_num_layers" else 1):
+            raise ValueError(f"--{flag} must be at least {2 if flag == 'sm_num_layers' else 1}, "
+                             f"got {getattr(config, flag)}")
+    if config.sm_variant == "mtrl" and config.sm_gating_layers not in (None, 1):
+        raise ValueError(f"--sm_gating_layers={config.sm_gating_layers} with --sm_variant mtrl; allowed: 1 "
+                         "(mtrl's routing has one projection)")
+    for flag in ("pal_dim", "num_experts", "num_param_sets", "sm_num_modules"):
         if getattr(config, flag) <= 0:
             raise ValueError(f"--{flag} must be a positive integer, got {getattr(config, flag)}")
     if config.snapshot_mode not in SNAPSHOT_MODES:

@@ -108,3 +108,36 @@ def test_care_arrangement_and_encoder_tau_are_checked(tmp_path):
             "mtsac", "--env", "MazeLarge-10-v0", "--policy_architecture", "care", "--Q_architecture", "care", *flags,
             "--log_dir", str(tmp_path / "x")]))
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("flags, check", [
+    ({"sm_variant": "ctpg"}, lambda net, q: net.variant == "ctpg" and len(net.gating) == 1),
+    ({"sm_variant": "paper"}, lambda net, q: net.variant == "paper" and len(net.gating) == 2),
+    ({"sm_variant": "ctpg", "sm_gating_layers": 2}, lambda net, q: len(net.gating) == 2 and len(q.gating) == 2),
+    ({"sm_num_layers": 3, "sm_num_modules": 2, "sm_module_hidden": 8, "sm_gating_hidden": 12},
+     lambda net, q: (len(net.module_weight), net.num_modules, net.last.in_features,
+                     net.route_down[0].in_features) == (3, 2, 8, 12)),
+    ({"sm_variant": "mtrl", "sm_num_modules": 3},
+     lambda net, q: type(net).__name__ == "MTRLSoftModularMLP" and net.num_modules == 3 and net.num_layers == 2
+     and net.module_weight[0].shape[2] == 16 and net.state_dim == net.in_dim and q.state_dim < q.in_dim),
+])
+def test_soft_modular_flags_reach_actor_and_critics(tmp_path, flags, check):
+    config = resolve_config("mtsac", {"env": "MazeLarge-10-v0", "policy_architecture": "soft_modular",
+                                      "Q_architecture": "soft_modular", "hidden_sizes": (16, 16),
+                                      "log_dir": str(tmp_path / "r"), **flags})
+    trainer = build_trainer(config)
+    try:
+        assert check(trainer.algorithm.policy.net, trainer.algorithm.qf.q1)
+        assert check(trainer.algorithm.policy.net, trainer.algorithm.qf.q2)
+    finally:
+        trainer.close()
+
+
+def test_soft_modular_bad_flags_are_named(tmp_path):
+    for flags, message in ((["--sm_variant", "soft"], "--sm_variant='soft'; allowed: paper, ctpg, mtrl"),
+                           (["--sm_variant", "mtrl", "--sm_gating_layers", "2"], "allowed: 1"),
+                           (["--sm_num_layers", "1"], "--sm_num_layers must be at least 2")):
+        result = CliRunner().invoke(run.cli, run.normalise_argv([
+            "mtsac", "--env", "MazeLarge-10-v0", "--policy_architecture", "soft_modular",
+            "--Q_architecture", "soft_modular", *flags, "--log_dir", str(tmp_path / "x")]))
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -291,6 +291,16 @@ def _outputs(arch: str, options: dict, seed: int = 0, hidden=(8, 8)) -> tuple[to
     ("ptsl", dict(pal_dim=3), dict(pal_dim=3, skip_projection=False)),
     ("paco", dict(num_param_sets=3), dict(num_param_sets=2)),
     ("moore", dict(num_experts=3), dict(num_experts=2)),
+    ("soft_modular", dict(variant="paper"), dict(variant="ctpg")),
+    ("soft_modular", dict(variant="paper"), dict(variant="mtrl")),
+    ("soft_modular", dict(variant="ctpg"), dict(variant="ctpg", num_gating_layers=2)),
+    ("soft_modular", dict(num_layers=3), dict(num_layers=2)),
+    ("soft_modular", dict(num_modules=3), dict(num_modules=2)),
+    ("soft_modular", dict(module_hidden=8), dict(module_hidden=6)),
+    ("soft_modular", dict(gating_hidden=8), dict(gating_hidden=6)),
+    ("soft_modular", dict(variant="mtrl"), dict(variant="mtrl", num_layers=3)),
+    ("soft_modular", dict(variant="mtrl"), dict(variant="mtrl", num_modules=3)),
+    ("soft_modular", dict(variant="mtrl"), dict(variant="mtrl", module_hidden=6)),
     ("care", dict(num_experts=3), dict(num_experts=2)),
     ("care", dict(temperature=1.0), dict(temperature=0.3)),
     ("care_ptsl", dict(pal_dim=3), dict(pal_dim=4)),
@@ -353,3 +363,72 @@ def test_soft_modular_matches_its_equations_with_gradients(variant, gating_layer
         variant=variant, num_layers=3, num_modules=2, module_hidden=5, gating_hidden=7,
         num_gating_layers=gating_layers))
     check_against_reference(net, sm_reference(variant, 3, 2, gating_layers), 4)
+
+
+def sm_mtrl_reference(layers: int, modules: int, state_dim: int | None = None):
+    """mtrl's SoftModularizedMLP as PTSL's SM baseline (PTSL ``soft_modularization.py`` lines 86-105 and
+    185-201, ``encoder.py`` 283-292, ``task_encoder.py`` 67-82, ``critic.py`` 275-285), task t:
+    f = L4(ReLU(L2(ReLU(L0(s))))), critic: f = P([f, a]); e_t = M4(ReLU(M2(ReLU(M0(ReLU(E_t))))));
+    r = R(f * e_t); q_0 = Wd_0 ReLU(r), q_l = Wd_l ReLU(Wu_l(q_{l-1}) * r); P_l = row softmax;
+    h_{l+1, j} = sum_k P_l[j, k] ReLU(h_{l,k} W_{l,k} + b_{l,k}); y = mean_k (h_k W_k + b_k)."""
+    def reference(p: Recorder, x: torch.Tensor) -> torch.Tensor:
+        rows = []
+        s_dim = x.shape[-1] if state_dim is None else state_dim
+        for t in range(T):
+            f = lin(relu(lin(relu(lin(x[t, :, :s_dim], p, "encoder.0")), p, "encoder.2")), p, "encoder.4")
+            if s_dim < x.shape[-1]:
+                f = lin(torch.cat([f, x[t, :, s_dim:]], -1), p, "action_projection")
+            e = relu(p["task_table"][t])
+            e = lin(relu(lin(relu(lin(e, p, "task_mlp.0")), p, "task_mlp.2")), p, "task_mlp.4")
+            r = lin(f * e, p, "routing_projection")
+            q = lin(relu(r), p, "route_down.0")
+            probs = [torch.softmax(q.reshape(-1, modules, modules), -1)]
+            for i in range(1, layers - 1):
+                q = lin(relu(lin(q, p, f"route_up.{i - 1}") * r), p, f"route_down.{i}")
+                probs.append(torch.softmax(q.reshape(-1, modules, modules), -1))
+            h = [f] * modules
+            for i in range(layers - 1):
+                outs = [relu(h[k] @ p[f"module_weight.{i}"][k] + p[f"module_bias.{i}"][k]) for k in range(modules)]
+                h = [sum(probs[i][:, j, k, None] * outs[k] for k in range(modules)) for j in range(modules)]
+            last = layers - 1
+            rows.append(sum(h[k] @ p[f"module_weight.{last}"][k] + p[f"module_bias.{last}"][k]
+                            for k in range(modules)) / modules)
+        return torch.stack(rows)
+    return reference
+
+
+@pytest.mark.parametrize("layers, state_dim", [(2, None), (3, None), (2, 3)])
+def test_soft_modular_mtrl_matches_its_equations_with_gradients(layers, state_dim):
+    """The actor form (state only) and the critic form (state_dim 3 of 4 inputs: [F(s), a] projected)."""
+    torch.manual_seed(0)
+    net = build_network("soft_modular", T, 4, (6,), 2, options=dict(
+        variant="mtrl", num_layers=layers, num_modules=3, state_dim=state_dim))
+    check_against_reference(net, sm_mtrl_reference(layers, 3, state_dim), 4)
+
+
+def test_soft_modular_mtrl_initial_statistics_and_routing_rows():
+    """mtrl's weight_init: Xavier-uniform weights (per module), zero biases; the task table keeps
+    nn.Embedding's N(0, 1); the routing matrices are row-stochastic."""
+    torch.manual_seed(0)
+    net = build_network("soft_modular", 10, 30, (64,), 8, options=dict(variant="mtrl"))
+    for name, prm in net.named_parameters():
+        if "bias" in name:
+            assert prm.abs().sum() == 0, name
+        elif name == "task_table":
+            assert_variance(name, prm, 1.0, tol=0.2)
+        else:
+            assert_variance(name, prm, xavier_variance(prm.shape), tol=0.35)
+    probs = net.routing(torch.randn(1, 5, 30))
+    assert len(probs) == 1 and probs[0].shape == (10, 5, 4, 4)
+    torch.testing.assert_close(probs[0].sum(-1), torch.ones(10, 5, 4))
+
+
+def test_soft_modular_variant_defaults_and_bad_options():
+    """ctpg: one gating layer (CTPG's projection_before_routing); paper: two; mtrl: one routing
+    projection only; an unknown variant names the allowed ones."""
+    assert len(build_network("soft_modular", T, 4, (8,), 2, options=dict(variant="ctpg")).gating) == 1
+    assert len(build_network("soft_modular", T, 4, (8,), 2, options=dict(variant="paper")).gating) == 2
+    with pytest.raises(ValueError, match="paper, ctpg, mtrl"):
+        build_network("soft_modular", T, 4, (8,), 2, options=dict(variant="soft"))
+    with pytest.raises(ValueError, match="--sm_gating_layers must be 1"):
+        build_network("soft_modular", T, 4, (8,), 2, options=dict(variant="mtrl", num_gating_layers=2))

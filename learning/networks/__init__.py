@@ -21,6 +21,32 @@ from learning.networks.separate import SeparateMLP
 from learning.networks.shared import SharedMLP
 from learning.networks.shared_onehot import SharedOneHotMLP
 from learning.networks.soft_modular import SoftModularMLP
+from learning.networks.soft_modular_mtrl import MTRLSoftModularMLP
+
+SM_VARIANTS = ("paper", "ctpg", "mtrl")
+
+
+def soft_modular(num_tasks: int, in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int,
+                 init: str = "xavier_uniform", variant: str = "paper", **options) -> nn.Module:
+    """Soft Modularization by ``variant``: ``paper`` (Soft-Module's code) and ``ctpg`` (CTPG's module),
+    :class:`SoftModularMLP`; ``mtrl`` (mtrl's, PTSL's SM baseline), :class:`MTRLSoftModularMLP`.
+    Options left at None take the variant's defaults.
+
+    Raises:
+        ValueError: unknown variant (the message lists the allowed ones) or a bad option.
+    """
+    options = {k: v for k, v in options.items() if v is not None}
+    if variant == "mtrl":
+        if options.pop("num_gating_layers", 1) != 1:
+            raise ValueError("Soft Modularization variant mtrl has one routing projection; "
+                             "--sm_gating_layers must be 1 (or unset)")
+        return MTRLSoftModularMLP(num_tasks, in_dim, hidden_sizes, out_dim, init=init, **options)
+    if variant not in SM_VARIANTS:
+        raise ValueError(f"unknown Soft Modularization variant {variant!r}; allowed: {', '.join(SM_VARIANTS)}")
+    options.pop("state_dim", None)  # paper / ctpg treat the critic's [s, a] as one input
+    options.setdefault("num_gating_layers", 2 if variant == "paper" else 1)
+    return SoftModularMLP(num_tasks, in_dim, hidden_sizes, out_dim, init=init, variant=variant, **options)
+
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "separate": SeparateMLP,
@@ -30,7 +56,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "ptsl": PTSLMLP,
     "care": CAREMLP,
     "care_ptsl": CAREPTSLMLP,
-    "soft_modular": SoftModularMLP,
+    "soft_modular": soft_modular,
     "paco": PaCoMLP,
     "moore": MOOREMLP,
 }

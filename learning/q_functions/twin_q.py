@@ -14,7 +14,8 @@ class TwinQFunction(nn.Module):
     Garage initialisation for Q functions: Xavier-normal weights, zero biases.
 
     Args:
-        architecture: ``separate`` | ``multihead`` | ``shared``.
+        architecture: a name of ``learning.networks.ARCHITECTURES`` (mtrl's CARE arrangement:
+            ``learning/q_functions/care_twin_q.py``).
         num_tasks: T.
         obs_dim: network observation size.
         act_dim: action size.
@@ -32,6 +33,9 @@ class TwinQFunction(nn.Module):
         options: dict | None = None,
     ):
         super().__init__()
+        if architecture == "soft_modular" and (options or {}).get("variant") == "mtrl":
+            # mtrl's SM critic encodes the state alone and projects [F(s), a] (critic.py lines 74-78)
+            options = dict(options, state_dim=obs_dim)
         self.q1 = build_network(architecture, num_tasks, obs_dim + act_dim, hidden_sizes, 1,
                                 init="xavier_normal", options=options)
         self.q2 = build_network(architecture, num_tasks, obs_dim + act_dim, hidden_sizes, 1,
