@@ -293,8 +293,9 @@ def test_a_sweep_stopped_by_sigterm_and_relaunched_continues_its_trial_exactly(t
     """SIGTERM to the driver mid-trial: exit 143 without Ray's signal dump, the trial's graceful-stop
     message in its log; the re-launch resumes the trial from its snapshot and ends with the
     progress.csv of an uninterrupted run."""
-    flags = ["--n_epochs", "6", "--batch_size", "100", "--min_buffer_size", "20", "--gradient_steps_per_itr",
-             "150", "--buffer_batch_size", "8", "--hidden_sizes", "8", "--num_evaluation_episodes", "1",
+    # Epochs long enough (hundreds of updates) that the stop reaches the trial well before its last one.
+    flags = ["--n_epochs", "8", "--batch_size", "100", "--min_buffer_size", "20", "--gradient_steps_per_itr",
+             "400", "--buffer_batch_size", "8", "--hidden_sizes", "8", "--num_evaluation_episodes", "1",
              "--snapshot_buffer", "True"]
     reference = tmp_path / "reference"
     with pytest.raises(SystemExit) as done:
@@ -318,7 +319,7 @@ def test_a_sweep_stopped_by_sigterm_and_relaunched_continues_its_trial_exactly(t
     console = (root / "sac_Pendulum-v1_s0.log").read_text()
     assert "SIGTERM: finishing the epoch" in console and "stopped after epoch" in console
     first = len(_rows_without_time(progress))
-    assert 1 <= first < 6 and (root / "sac_Pendulum-v1_s0" / "params.pt").is_file()
+    assert 1 <= first < 8 and (root / "sac_Pendulum-v1_s0" / "params.pt").is_file()
     assert not (root / trial_body.STOP_FILE).exists()
 
     monkeypatch.setenv("PYTHONPATH", str(REPO))

@@ -18,6 +18,7 @@ from tools.sweep.trial import FINAL_FILE, STOP_FILE, can_resume, is_finished, mo
 
 STATUSES = ("done", "skipped", "interrupted", "failed")
 INTERRUPTED_CODES = (130, 143)  # a trial stopped by SIGINT / SIGTERM after saving its snapshot
+WAIT_SECONDS = 0.5  # the driver's loop looks at received signals this often
 
 
 @dataclass
@@ -215,7 +216,7 @@ def run_sweep(trials: Sequence[Trial], root: Path | str, *, cpus_per_trial: int 
                      f"(exit {res.exit_code}, {res.seconds:.1f} s)")
 
         while waiting and not signals.received:
-            ready, waiting = ray.wait(waiting, num_returns=1, timeout=1.0)
+            ready, waiting = ray.wait(waiting, num_returns=1, timeout=WAIT_SECONDS)
             collect(ready)
         if signals.received:
             signum = signals.received[0]
@@ -225,7 +226,7 @@ def run_sweep(trials: Sequence[Trial], root: Path | str, *, cpus_per_trial: int 
             stop_file.touch()
             deadline = time.monotonic() + stop_timeout
             while waiting and time.monotonic() < deadline and len(signals.received) < 2:
-                ready, waiting = ray.wait(waiting, num_returns=1, timeout=1.0)
+                ready, waiting = ray.wait(waiting, num_returns=1, timeout=WAIT_SECONDS)
                 collect(ready)
             for ref in waiting:
                 ray.cancel(ref, force=True)

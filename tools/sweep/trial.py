@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FINAL_FILE = "final_evaluation.json"
 SNAPSHOT_FILE = "params.pt"
 STOP_FILE = ".sweep_stop"  # in ROOT: the driver asks its running trials to stop
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.25
 
 
 def is_finished(log_dir: Path) -> bool:
