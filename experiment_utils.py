@@ -59,7 +59,11 @@ class ExperimentConfig:
     name: str = _f("", "run name, part of the log dir (spaces become '-'; empty: left out)")
     preset: str | None = _f(None, "settings layered over the env's preset: ctpg (CTPG's control and "
                             "guide settings for HalfCheetahMT5-v0, HalfCheetahMT8-v0, MetaWorldMT10-v2, "
-                            "MetaWorldMT50-v2, shared by Base / w/ QMP / w/ CTPG; flags still override)")
+                            "MetaWorldMT50-v2, shared by Base / w/ QMP / w/ CTPG; Soft Modularization as "
+                            "CTPG's module at its sizes) | ptsl (the PTSL paper's settings on "
+                            "MetaWorldMT10-v2 / MetaWorldMT50-v2: batch 1280, lr 3e-4, each architecture "
+                            "at the paper's width, CARE in mtrl's arrangement, mtrl's Soft Modularization); "
+                            "flags still override")
     n_epochs: int = _f(1000, "number of epochs")
     batch_size: int = _f(1000, "env steps collected per training iteration, total over all tasks")
     steps_per_epoch: int = _f(1, "training iterations (collect + update) per epoch")
@@ -282,7 +286,7 @@ CTPG_SUITES: dict[str, CTPGSuite] = {
     "MetaWorldMT10-v2": CTPGSuite(10, 1_500_000, 1_000_000 // 10, 5, 5, 3, 2),
     "MetaWorldMT50-v2": CTPGSuite(50, 1_500_000, 10_000_000 // 50, 5, 5, 3, 2),
 }
-PRESET_CHOICES = ("ctpg",)
+PRESET_CHOICES = ("ctpg", "ptsl")
 CTPG_STEPS_PER_ITERATION = 10  # vectorised steps per collect/update iteration (= guide_update_step)
 CTPG_EVAL_EVERY = 10_000  # steps per task between evaluations (experiment.eval_freq)
 
@@ -331,6 +335,49 @@ def ctpg_preset(env: str, experiment: str, architecture: str | None = None) -> d
         guide_hidden_sizes=(400,) * suite.num_layers)
 
 
+def ctpg_architecture_sizes(env: str, architecture: str | None) -> dict[str, Any]:
+    """CTPG's Soft Modularization (``--preset ctpg``): its own module (one gating layer,
+    DarkDawn233/CTPG ``mtrl/agent/components/soft_modularization.py`` lines 112-123) at the suite's
+    sizes (``config/env/metaworld-mt10.yaml`` lines 33-39; HalfCheetah ``config/env/gym_extensions-*``
+    lines 24-30): 4 layers of 4 modules, modules 128 and routing 256 wide on Meta-World, 64 and 128
+    on HalfCheetah (the observation embedding's widths come with ``ctpg_preset``)."""
+    if architecture != "soft_modular":
+        return {}
+    small = env.startswith("HalfCheetah")
+    return dict(sm_variant="ctpg", sm_num_layers=4, sm_num_modules=4, sm_module_hidden=64 if small else 128,
+                sm_gating_hidden=128 if small else 256, sm_gating_layers=1)
+
+
+# The PTSL paper's runs (JosselinSomervilleRoberts/PTSL README.md lines 160-230, the MT10 / MT50 200k
+# commands): hidden width per architecture, 3 hidden layers (SM: its module width).
+PTSL_WIDTHS = {"shared_onehot": 400, "multihead": 400, "shared": 400, "care": 400, "ptsl": 367,
+               "care_ptsl": 326, "soft_modular": 326}
+
+
+def ptsl_preset(env: str, experiment: str, architecture: str | None = None) -> dict[str, Any]:
+    """The PTSL paper's settings (mtrl's ``state_sac`` with the README's commands, anchors §2.5-§2.6):
+    batch 1280, Adam 3e-4, critic tau 0.005, one evaluation episode per task, and each architecture at
+    the paper's size: MT-SAC and CARE 400 x 3, SAC + PTSL 367 x 3, CARE + PTSL 326 x 3 (pal_dim 50,
+    shared projection, no residual: the parameter-matched widths of the 200k runs, MT50 included),
+    CARE with 4 experts in mtrl's arrangement, Soft Modularization as mtrl's (4 modules, width 326:
+    the SM command sets no width, so the fork's actor config gives it, ``config/agent/components/
+    metaworld_actor.yaml`` line 5). The MT50 1M runs: ``--pal_dim 32`` with 274 (CARE + PTSL) or
+    325 (SAC + PTSL).
+
+    Raises:
+        ValueError: ``env`` is not MetaWorldMT10-v2 or MetaWorldMT50-v2 (naming --preset and them).
+    """
+    suites = {"MetaWorldMT10-v2": 10, "MetaWorldMT50-v2": 50}
+    if env not in suites:
+        raise ValueError(f"--preset ptsl is defined for PTSL's suites only; --env={env!r}, allowed: "
+                         f"{', '.join(suites)}")
+    width = PTSL_WIDTHS.get(architecture or "", 400)
+    return dict(lr=3e-4, buffer_batch_size=1280, target_update_tau=0.005, num_evaluation_episodes=suites[env],
+                hidden_sizes=(width,) if architecture == "soft_modular" else (width,) * 3,
+                pal_dim=50, shared_projection=True, residual_mode="none", num_experts=4,
+                care_arrangement="mtrl", encoder_tau=0.05, sm_variant="mtrl", sm_num_modules=4)
+
+
 def config_fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(ExperimentConfig) if f.name != "experiment"]
 
@@ -349,7 +396,12 @@ def resolve_config(experiment: str, cli: dict[str, Any]) -> ExperimentConfig:
     if preset is not None:
         if preset not in PRESET_CHOICES:
             raise ValueError(f"--preset={preset!r}; allowed: {', '.join(PRESET_CHOICES)}")
-        layers.update(ctpg_preset(env, experiment, cli.get("policy_architecture")))
+        architecture = cli.get("policy_architecture")
+        if preset == "ptsl":
+            layers.update(ptsl_preset(env, experiment, architecture))
+        else:
+            layers.update(ctpg_preset(env, experiment, architecture))
+            layers.update(ctpg_architecture_sizes(env, architecture))
     values = {k: v for k, v in layers.items()  # presets of flags this experiment has
               if only[k] is None or experiment in only[k]}
     values.update({k: v for k, v in cli.items() if v is not None})

@@ -141,3 +141,33 @@ def test_soft_modular_bad_flags_are_named(tmp_path):
             "mtsac", "--env", "MazeLarge-10-v0", "--policy_architecture", "soft_modular",
             "--Q_architecture", "soft_modular", *flags, "--log_dir", str(tmp_path / "x")]))
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("env", ["MetaWorldMT10-v2", "MetaWorldMT50-v2"])
+@pytest.mark.parametrize("arch, hidden", [("shared_onehot", (400,) * 3), ("care", (400,) * 3), ("ptsl", (367,) * 3),
+                                          ("care_ptsl", (326,) * 3), ("soft_modular", (326,))])
+def test_ptsl_preset_sizes_each_architecture_as_the_paper(env, arch, hidden):
+    """--preset ptsl: PTSL's README commands (batch 1280, lr 3e-4, one evaluation episode per task,
+    pal_dim 50 at 200k steps, CARE in mtrl's arrangement, mtrl's SM) with each architecture's width."""
+    config = resolve_config("mtsac", {"env": env, "preset": "ptsl", "policy_architecture": arch,
+                                      "Q_architecture": arch})
+    t = 10 if env.endswith("MT10-v2") else 50
+    assert (config.hidden_sizes, config.buffer_batch_size, config.lr, config.num_evaluation_episodes) == (
+        hidden, 1280, 3e-4, t)
+    assert (config.pal_dim, config.care_arrangement, config.sm_variant, config.num_experts) == (50, "mtrl", "mtrl", 4)
+    assert resolve_config("mtsac", {"env": env, "preset": "ptsl", "policy_architecture": arch,
+                                    "pal_dim": 32}).pal_dim == 32  # flags still win
+
+
+@pytest.mark.parametrize("env, module, gate", [("MetaWorldMT10-v2", 128, 256), ("HalfCheetahMT8-v0", 64, 128)])
+def test_ctpg_preset_runs_ctpgs_soft_modularization(env, module, gate):
+    config = resolve_config("ctpg_sac", {"env": env, "preset": "ctpg", "policy_architecture": "soft_modular",
+                                         "Q_architecture": "soft_modular"})
+    assert (config.sm_variant, config.sm_gating_layers, config.sm_num_layers, config.sm_num_modules,
+            config.sm_module_hidden, config.sm_gating_hidden) == ("ctpg", 1, 4, 4, module, gate)
+    assert resolve_config("ctpg_sac", {"env": env, "preset": "ctpg", "policy_architecture": "paco"}).sm_variant == "paper"
+
+
+def test_ptsl_preset_rejects_other_suites():
+    with pytest.raises(ValueError, match="--preset ptsl is defined for PTSL's suites only"):
+        resolve_config("mtsac", {"env": "MazeLarge-10-v0", "preset": "ptsl"})
