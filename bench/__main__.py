@@ -10,6 +10,8 @@ Sections (each figure a ratio of two measurements taken here, so the machine's s
   workers    --n_workers 2 (subprocess vector env) vs 1 where the simulator dominates
   gpu        the update on CUDA when a GPU is present (else the table says so)
   ctpg       a CTPG guide step vs its own matmuls, and a CTPG run vs its base run (bench/bench_ctpg.py)
+  architectures  each architecture's update at its paper's size vs MT-SAC's, T=10 and 50
+             (bench/bench_architectures.py)
 
 The table is printed and written into docs/benchmarks.md between the ``bench:start`` and
 ``bench:end`` markers, with the machine description. ``--quick`` skips MT50 and the MT10
@@ -38,7 +40,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 SUITES = ["MazeLarge-10-v0", "JacoReachMT5-v1", "Walker2dMT4-v0", "MetaWorldCDS-v1", "MetaWorldMT10-v2",
           "MetaWorldMT50-v2", "KitchenMTEasy-v0", "HalfCheetahMT5-v0"]
-SECTIONS = ["simulator", "collection", "update", "epoch", "memory", "workers", "gpu", "ctpg"]
+SECTIONS = ["simulator", "collection", "update", "epoch", "memory", "workers", "gpu", "ctpg", "architectures"]
 Row = tuple[str, str, str, str, str]  # section, measurement, value, target, verdict
 
 
@@ -196,6 +198,11 @@ def section_gpu(quick: bool) -> list[Row]:
 
 def section_ctpg(quick: bool) -> list[Row]:
     from bench.bench_ctpg import section_rows
+    return section_rows(quick)
+
+
+def section_architectures(quick: bool) -> list[Row]:
+    from bench.bench_architectures import section_rows
     return section_rows(quick)
 
 

@@ -171,3 +171,18 @@ def test_ctpg_preset_runs_ctpgs_soft_modularization(env, module, gate):
 def test_ptsl_preset_rejects_other_suites():
     with pytest.raises(ValueError, match="--preset ptsl is defined for PTSL's suites only"):
         resolve_config("mtsac", {"env": "MazeLarge-10-v0", "preset": "ptsl"})
+
+
+def test_bench_architectures_rows_cover_every_architecture(monkeypatch):
+    """``python -m bench --only architectures``: one row per architecture at T=10, MT-SAC's ratio 1."""
+    import bench.bench_architectures as ba
+    monkeypatch.setattr(ba, "ms_per_update", lambda arch, t, b, options, hidden, mtrl, steps: (
+        {"shared_onehot": 2.0}.get(arch, 3.0), sum(hidden)))
+    rows = ba.section_rows(quick=True)
+    labels = [r[1] for r in rows]
+    assert len(rows) == len(ba.cases(10)) and all("T=10" in m for m in labels)
+    assert rows[0][2].startswith("1.00x") and rows[1][2].startswith("1.50x")
+    archs = {arch for _, arch, *_ in ba.cases(10)}
+    assert archs == {"shared_onehot", "multihead", "ptsl", "care", "care_ptsl", "soft_modular", "paco", "moore"}
+    policy, qf = ba.build("care_ptsl", 3, dict(num_experts=2, pal_dim=4), (8, 8), True)
+    assert policy.net.encoder.parts is qf.encoder.shared  # the mtrl arrangement, as the trainer builds it
