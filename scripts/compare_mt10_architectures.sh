@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # docs/results.md "MT10 architectures": MT-SAC, SAC + PTSL, CARE, CARE + PTSL and Soft Modularization
-# with mtsac on MetaWorldMT10-v2 at a small budget: the PTSL README's settings (batch 1280, 400 x 3 or
-# the parameter-matched widths, lr 3e-4, 10 evaluation episodes), 6 epochs x 5000 env steps (3k per
+# with mtsac on MetaWorldMT10-v2 at a small budget: the PTSL README's settings through --preset ptsl (batch
+# 1280, 400 x 3 or the parameter-matched widths, lr 3e-4, 10 evaluation episodes, CARE in mtrl's arrangement,
+# mtrl's Soft Modularization), 6 epochs x 5000 env steps (3k per
 # task) with 500 updates each (one update per vector step of the 10 envs, as mtrl); 3 epochs (15.5k env
 # steps, 1,500 updates) is what the 2-core machine affords for 10 runs (about 0.3 s per MT-SAC update and
 # 1.2 s per Soft Modularization update at batch 1280 on one core).
@@ -22,16 +23,15 @@ trial() {  # trial NAME SEED ARCHITECTURE [FLAGS...]
   if [ -f "$dir/final_evaluation.json" ]; then echo "done: $name s$seed"; return 0; fi
   rm -rf "$dir"; echo "start: $name s$seed"
   # shellcheck disable=SC2086
-  "$PYTHON" run.py mtsac --env=MetaWorldMT10-v2 --seed "$seed" --policy_architecture "$arch" \
-    --Q_architecture "$arch" "$@" --buffer_batch_size 1280 --lr 3e-4 --num_evaluation_episodes 10 \
-    $BUDGET --num_threads 1 --log_dir "$dir" >"$dir.log" 2>&1
+  "$PYTHON" run.py mtsac --env=MetaWorldMT10-v2 --preset ptsl --seed "$seed" --policy_architecture "$arch" \
+    --Q_architecture "$arch" "$@" $BUDGET --num_threads 1 --log_dir "$dir" >"$dir.log" 2>&1
   echo "exit $?: $name s$seed"
 }
 export -f trial; export PYTHON ROOT BUDGET SKIP
-for seed in $SEEDS; do
-  echo "mtsac $seed shared_onehot --hidden_sizes 400 400 400"
-  echo "sac_ptsl $seed ptsl --pal_dim 50 --hidden_sizes 367 367 367"
-  echo "care $seed care --hidden_sizes 400 400 400"
-  echo "care_ptsl $seed care_ptsl --pal_dim 50 --hidden_sizes 326 326 326"
-  echo "soft_modular $seed soft_modular --task_loss_weights True"
+for seed in $SEEDS; do  # --preset ptsl sizes each architecture as the PTSL paper (README, PTSL table)
+  echo "mtsac $seed shared_onehot"
+  echo "sac_ptsl $seed ptsl"
+  echo "care $seed care"
+  echo "care_ptsl $seed care_ptsl"
+  echo "soft_modular $seed soft_modular"
 done | xargs -P "$workers" -L 1 bash -c 'trial "$@"' _
