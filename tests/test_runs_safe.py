@@ -222,7 +222,10 @@ def test_no_readable_snapshot_is_a_clear_error(run_copy):
         for name in ("params.pt: ", "itr_0.pt: ", "itr_1.pt: "):
             assert name in message
         assert "Traceback" not in result.output
-    assert not (run_copy / LOCK_FILE).exists()  # the refused resume released the lock
+    with pytest.raises(ValueError, match="holds no readable snapshot") as err:
+        prepare_resume(run_copy)
+    # released explicitly, not only when the traceback (which keeps the frame's lock alive) goes
+    assert err.value is not None and not (run_copy / LOCK_FILE).exists()
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
