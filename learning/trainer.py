@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from learning.logging import OrderedCsvOutput, SummaryStdOutput, keep_per_task_key, make_wandb_output
 from learning.policies.behaviour import SwitchState
 from learning.replay_buffer import TaskReplayBuffer
-from learning.run_lock import RunLock, RunLockedError
+from learning.run_lock import RunLock, RunLockedError, RunLockLost
 from learning.sampler import EpisodeRecord, Sampler, evaluate, evaluation_seed
 
 # NaN marks 'no finished episode this epoch'; tensorboardX warns on every such scalar.
@@ -162,6 +162,9 @@ class Trainer:
                 self._run_epoch(epoch)
                 last = epoch
                 self._show_progress(bar)
+                if self.lock.lost:  # another writer may own the dir now: write no snapshot
+                    raise RunLockLost(f"{self.log_dir}: the run's lock was lost ({self.lock.lost}) after "
+                                      f"epoch {epoch}; stopped without a snapshot of it")
                 if self._snapshot_due(epoch):
                     self.save_snapshot(epoch)
                 if self._signal is not None:

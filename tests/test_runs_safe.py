@@ -9,6 +9,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
+import types
 import warnings
 from pathlib import Path
 
@@ -19,9 +22,9 @@ from click.testing import CliRunner
 import environments
 import run
 from experiment_utils import resolve_config
-from garage_experiments import run_experiment
+from garage_experiments import build_trainer, run_experiment
 from learning.replay_buffer import TaskReplayBuffer, TransitionBatch
-from learning.run_lock import LOCK_FILE, RunLock, RunLockedError, StaleLockWarning, lock_holder
+from learning.run_lock import LOCK_FILE, RunLock, RunLockedError, RunLockLost, StaleLockWarning, lock_holder
 from learning.trainer import Trainer
 from tools.evaluate import evaluate_command, evaluate_run
 from tools.snapshots import (EXIT_LOCKED, InexactResumeWarning, SnapshotFallbackWarning, prepare_resume,
@@ -96,6 +99,62 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(run_copy):
         RunLock(run_copy).acquire()  # a live holder is never taken over
     lock.release()
     assert not (run_copy / LOCK_FILE).exists()
+
+
+def foreign_marker(log_dir, token: str, lease: float) -> None:
+    """A claim as filelock's SoftFileLease writes it, by a process on another host."""
+    (log_dir / LOCK_FILE).write_text(f"filelock/2\npid=4242\nhost=node-elsewhere\nmode=lease\ntoken={token}\n"
+                                     f"duration={lease!r}\nstart=1\n")
+
+
+def test_a_foreign_hosts_lock_is_taken_over_only_once_its_claim_expired(tmp_path):
+    foreign_marker(tmp_path, "a" * 32, 1.0)
+    with pytest.raises(RunLockedError, match="is being written by pid 4242 on host node-elsewhere"):
+        RunLock(tmp_path, lease=1.0).acquire(wait_for_other_hosts=False)
+    lock = RunLock(tmp_path, lease=1.0)
+    start = time.monotonic()
+    with pytest.warns(StaleLockWarning, match="left by pid 4242 on host node-elsewhere, whose claim was not "
+                                              "refreshed for 1 s"):
+        lock.acquire()
+    assert time.monotonic() - start >= 1.0  # the claim had to stay unrefreshed for a whole lease
+    assert lock_holder(tmp_path) == (os.getpid(), socket.gethostname())
+    lock.release()
+
+
+def test_a_refreshed_foreign_claim_is_never_taken_over(tmp_path):
+    stop = threading.Event()
+
+    def refresh():  # the other host's holder renews its claim every 0.2 s
+        k = 0
+        while not stop.is_set():
+            foreign_marker(tmp_path, f"{k:032x}", 1.0)
+            k += 1
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=refresh)
+    thread.start()
+    try:
+        with pytest.raises(RunLockedError, match="pid 4242 on host node-elsewhere .*still being refreshed"):
+            RunLock(tmp_path, lease=1.0).acquire()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_lost_lock_stops_training_before_the_next_snapshot(tmp_path, monkeypatch):
+    original = Trainer._run_epoch
+
+    def run_epoch(self, epoch):
+        if epoch == 1:  # e.g. the marker deleted by hand: the heartbeat reports it
+            self.lock._compromised(types.SimpleNamespace(reason="marker-missing"))
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "_run_epoch", run_epoch)
+    trainer = build_trainer(resolve_config("dnc_sac", {**{k: v for k, v in TINY.items() if k != "mixture"},
+                                                       "n_epochs": 3, "log_dir": str(tmp_path / "r")}))
+    with pytest.raises(RunLockLost, match=r"lock was lost \(marker-missing\) after epoch 1"):
+        trainer.train()
+    assert torch.load(trainer.log_dir / "params.pt", weights_only=False)["epoch"] == 0
 
 
 def test_a_new_run_holds_its_lock_while_it_trains(tmp_path, monkeypatch):

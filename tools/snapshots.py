@@ -23,7 +23,7 @@ import torch
 
 from experiment_utils import read_variant, resolve_device
 from garage_experiments import build_trainer, config_from_run
-from learning.run_lock import RunLock, RunLockedError, StaleLockWarning
+from learning.run_lock import RunLock, RunLockedError, RunLockLost, StaleLockWarning
 from learning.trainer import NonFiniteLossError, TrainingInterrupted
 
 EXIT_LOCKED = 75  # sysexits' EX_TEMPFAIL: another process writes the run; try again later
@@ -199,7 +199,7 @@ def train_to_exit_code(trainer, echo: Callable[..., None] = click.echo) -> int:
     except NonFiniteLossError as err:
         echo(f"error: {err}", err=True)
         return 1
-    except RunLockedError as err:
+    except (RunLockedError, RunLockLost) as err:
         echo(f"error: {err}", err=True)
         return EXIT_LOCKED
     for key in FINAL_KEYS:
