@@ -255,13 +255,15 @@ def test_cli_preset_flag_layers_under_other_flags_and_bad_values_are_usage_error
     import run
     monkeypatch.setenv("QMP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(run, "build_trainer", lambda config: pytest.fail("dry run built a trainer"))
-    args = ["ctpg_sac", "--env", "HalfCheetahMT5-v0", "--preset", "ctpg", "--dry_run", "--grad_clip", "0.5"]
+    args = ["ctpg_sac", "--env", "HalfCheetahMT5-v0", "--preset", "ctpg", "--dry_run", "--grad_clip", "0.5",
+            "--guide_buffer_size", "5000"]
     result = CliRunner().invoke(run.cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert (report["preset"], report["grad_clip"], report["max_alpha"], report["buffer_batch_size"]) == (
         "ctpg", 0.5, 1.0, 640)
-    assert report["resolved"]["guide_buffer_size_per_task"] == 100_000
+    assert report["resolved"]["guide_buffer_size_per_task"] == 5000
+    assert report["resolved"]["replay_buffer_size_per_task"] == 100_000
     bad = CliRunner().invoke(run.cli, ["mtsac", "--env", "MazeQuick-4-v0", "--preset", "ctpg", "--dry_run"])
     assert bad.exit_code == 2 and "--preset ctpg" in bad.output
     bad = CliRunner().invoke(run.cli, ["mtsac", "--env", "MazeQuick-4-v0", "--temperature_form", "x",
