@@ -308,7 +308,9 @@ class MultiTaskSAC(nn.Module):
     def _weigh(per_task: torch.Tensor, weights: torch.Tensor,
                extreme: torch.Tensor | None) -> torch.Tensor:
         """``weights * loss`` with the extreme tasks' rows set to 0 by ``torch.where`` (PaCo's
-        :func:`~learning.networks.paco.mask_task_loss`), so an inf or NaN loss leaves no NaN."""
+        :func:`~learning.networks.paco.mask_task_loss`): the reduced loss stays finite when a
+        task's loss is inf or NaN (a gradient can still be NaN when the infinity arises inside
+        that task's forward pass, e.g. an infinite target)."""
         weighted = per_task * weights
         return weighted if extreme is None else mask_task_loss(weighted, extreme)
 
