@@ -173,6 +173,22 @@ def test_task_loss_weights_for_the_dnc_family():
     assert resolve_config("dnc_sac", {"task_loss_weights": True}).task_loss_weights
 
 
+@pytest.mark.parametrize("experiment", ["mtsac", "ctpg_dnc"])
+def test_the_flags_reach_the_built_learner(tmp_path, experiment):
+    from garage_experiments import build_trainer
+    flags = dict(env="MazeQuick-4-v0", hidden_sizes=(8,), num_threads=1, log_dir=str(tmp_path / "run"),
+                 grad_clip=0.25, max_alpha=2.0, temperature_form="alpha", extreme_loss_threshold=77.0,
+                 extreme_loss_after=5, task_loss_weights=True, target_update_tau=0.02, reward_scale=0.3)
+    trainer = build_trainer(resolve_config(experiment, flags))
+    try:
+        sac = trainer.algorithm
+        assert (sac.grad_clip, sac.max_log_alpha, sac.temperature_form, sac.extreme_loss,
+                sac.task_loss_weights, sac.tau, sac.reward_scale) == (
+            0.25, math.log(2.0), "alpha", (77.0, 5), True, 0.02, 0.3)
+    finally:
+        trainer.close()
+
+
 # ----------------------------------------------------------------------------- --preset ctpg
 SUITE_NUMBERS = {  # env: (T, steps per task, replay capacity per task, hidden layers) from the release
     "HalfCheetahMT5-v0": (5, 800_000, 100_000, 2), "HalfCheetahMT8-v0": (8, 800_000, 125_000, 2),
