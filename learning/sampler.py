@@ -357,8 +357,11 @@ def _evaluate_waves(sampler: Sampler, behaviour, remaining: int, record: Episode
     while remaining > 0:
         active = np.zeros((t, e), dtype=bool)
         active[:, : min(e, remaining)] = True
-        sampler.reset(seed)
-        seed = None  # later waves continue the envs' RNGs
+        if seed is None:
+            sampler.reset()
+        else:
+            sampler.reset(seed)
+            seed = None  # later waves continue the envs' RNGs
         state = SwitchState.initial(t, e, sampler.device)
         while active.any():
             done = sampler._advance(behaviour, state, record, deterministic=True, active=active)[6]
