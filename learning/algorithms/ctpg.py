@@ -185,7 +185,9 @@ def guide_temperature_loss(log_alpha: torch.Tensor, entropy: torch.Tensor, targe
 
 
 # ----------------------------------------------------------------------------- hindsight
-HINDSIGHT_ROWS = 1 << 16  # (policy, state) rows per hindsight chunk: bounds its memory on MT50
+HINDSIGHT_ROWS = 1 << 13  # (policy, state) rows per hindsight chunk: activations of a few MiB stay in
+# cache and their buffers are reused (about 20 % faster per guide step than one 20k-row pass on one
+# core, docs/benchmarks.md "CTPG: what the guide costs"), and memory stays bounded on MT50
 
 
 def _network_params(policy: TanhGaussianPolicy, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
