@@ -83,8 +83,8 @@ def iqm(scores: np.ndarray) -> float:
 def compute_summary(run_dirs, metric: str | None = None, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED):
     """A pandas DataFrame with :data:`SUMMARY_COLUMNS`, one row per group: rliable's IQM and mean of
     the runs' final scores (a ``n_seeds x 1`` score matrix) with 95 % stratified-bootstrap CIs;
-    for fewer than :data:`~tools.plotting.curves.MIN_SEEDS_FOR_CI` seeds the interval is the
-    min-max of the final scores instead (``interval`` says which; empty for one seed)."""
+    for 2 seeds that interval is the min-max of the final scores, and ``interval`` says so (the
+    kind of interval; empty for one seed)."""
     import pandas as pd
     from rliable import library, metrics
 
@@ -101,9 +101,9 @@ def compute_summary(run_dirs, metric: str | None = None, reps: int = BOOTSTRAP_R
     rows = []
     for g in groups:
         point, ci, n = points[g.label], intervals[g.label], len(g.runs)
+        # Two seeds: the percentile bootstrap's interval is exactly their min-max (a quarter of the
+        # resamples on each extreme), so it is reported as such.
         interval = "" if n < 2 else MIN_MAX_BAND if n < MIN_SEEDS_FOR_CI else SUMMARY_CI
-        if interval == MIN_MAX_BAND:
-            ci = np.array([[scores[g.label].min()] * 2, [scores[g.label].max()] * 2])
         rows.append({"group": g.label, "suite": g.suite, "n_seeds": n,
                      "iqm": point[0], "iqm_ci_low": ci[0, 0], "iqm_ci_high": ci[1, 0],
                      "mean": point[1], "mean_ci_low": ci[0, 1], "mean_ci_high": ci[1, 1],
