@@ -80,22 +80,23 @@ def test_care_ptsl_options_reach_both_parts(tmp_path, arrangement):
 
 @pytest.mark.parametrize("arch", ["care", "care_ptsl"])
 def test_care_arrangement_flag_builds_each_arrangement(tmp_path, arch):
-    """mtrl: one shared task encoder and experts on the state (obs 39 -> experts input 39), owned by the
-    critic, soft-updated at --encoder_tau; per_network: each network owns them, the critic's on [s, a]."""
+    """mtrl: one shared task encoder and experts on the state alone, owned by the critic, soft-updated at
+    --encoder_tau; per_network: each network owns them, the critic's experts see [s, a]."""
     from learning.q_functions import CARETwinQFunction, TwinQFunction
     for arrangement in ("mtrl", "per_network"):
-        config = resolve_config("mtsac", {"env": "MetaWorldMT10-v2", "policy_architecture": arch,
+        config = resolve_config("mtsac", {"env": "MazeLarge-10-v0", "policy_architecture": arch,
                                           "Q_architecture": arch, "hidden_sizes": (16, 16), "encoder_tau": 0.2,
                                           "log_dir": str(tmp_path / arrangement), "care_arrangement": arrangement})
         trainer = build_trainer(config)
         try:
             policy, qf = trainer.algorithm.policy.net, trainer.algorithm.qf
+            obs, act = policy.in_dim, trainer.algorithm.policy.act_dim
             if arrangement == "mtrl":
                 assert type(qf) is CARETwinQFunction and policy.encoder.parts is qf.encoder.shared
-                assert qf.encoder.shared.experts[0].weight.shape[1] == 39 and qf.encoder_tau == 0.2
+                assert qf.encoder.shared.experts[0].weight.shape[1] == obs and qf.encoder_tau == 0.2
                 assert not any(n.startswith("encoder.shared") for n, _ in policy.named_parameters())
             else:
-                assert type(qf) is TwinQFunction and qf.q1.encoder.shared.experts[0].weight.shape[1] == 39 + 4
+                assert type(qf) is TwinQFunction and qf.q1.encoder.shared.experts[0].weight.shape[1] == obs + act
                 assert policy.encoder.shared is not qf.q1.encoder.shared
         finally:
             trainer.close()
