@@ -322,6 +322,10 @@ def test_a_sweep_stopped_by_sigterm_and_relaunched_continues_its_trial_exactly(t
     assert 1 <= first < 8 and (root / "sac_Pendulum-v1_s0" / "params.pt").is_file()
     assert not (root / trial_body.STOP_FILE).exists()
 
+    dry = invoke([*args[1:-len(flags) - 1], "--dry_run", "--", *flags])
+    assert f"# unfinished, resumed from its snapshot: {sys.executable} run.py resume {root / 'sac_Pendulum-v1_s0'}" \
+        in dry.output, dry.output
+
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     again = invoke(args[1:])
     assert again.exit_code == 0, again.output
