@@ -187,3 +187,23 @@ def test_bench_architectures_rows_cover_every_architecture(monkeypatch):
     assert archs == {"shared_onehot", "multihead", "ptsl", "care", "care_ptsl", "soft_modular", "paco", "moore"}
     policy, qf = ba.build("care_ptsl", 3, dict(num_experts=2, pal_dim=4), (8, 8), True)
     assert policy.net.encoder.parts is qf.encoder.shared  # the mtrl arrangement, as the trainer builds it
+
+
+@pytest.mark.parametrize("arch", ["care_ptsl"])
+def test_mtrl_care_run_resumed_from_a_snapshot_reproduces_the_uninterrupted_csv(tmp_path, monkeypatch, arch):
+    """The shared CARE parts live in the critic's state; the actor's borrowed view of them survives a
+    snapshot round trip (a resumed run writes the same CSV as an uninterrupted one)."""
+    from garage_experiments import resume_experiment, run_experiment
+    from learning.trainer import TrainingInterrupted
+    from tests.test_resume import TINY as RESUME_TINY
+    from tests.test_resume import read_rows, signal_at_epoch
+    flags = {**RESUME_TINY, "n_epochs": 3, "gradient_steps_per_itr": 8, "hidden_sizes": (16, 16),
+             "policy_architecture": arch, "Q_architecture": arch}
+    run_experiment(resolve_config("mtsac", {**flags, "log_dir": str(tmp_path / "full")}))
+    signal_at_epoch(monkeypatch, 1)
+    trainer = build_trainer(resolve_config("mtsac", {**flags, "log_dir": str(tmp_path / "cut")}))
+    with pytest.raises(TrainingInterrupted):
+        trainer.train()
+    monkeypatch.undo()
+    resume_experiment(trainer.log_dir)
+    assert read_rows(trainer.log_dir) == read_rows(tmp_path / "full")
