@@ -8,8 +8,8 @@
    the step's matmul FLOPs at the matmul rate this machine reaches on those very shapes, now.
    Target: step / matmuls <= 1.5.
 2. A CTPG run against its base run: the same command with ``ctpg_*`` instead of the base
-   experiment, the guide at the release's batch (``--guide_batch_size 128``), timed over the epochs
-   after the warm-up epoch (``Time/EpochSeconds`` of progress.csv; no evaluation in them).
+   experiment, the guide at the release's batch (``--guide_batch_size 128``), both built in this
+   process with their epochs alternating, timed over the epochs after the warm-up epoch.
    Target: CTPG / base <= 2.
 
 Usage: python bench/bench_ctpg.py [--quick]; ``section_rows(quick)`` is what ``python -m bench``
@@ -19,14 +19,14 @@ calls (section ``ctpg``).
 from __future__ import annotations
 
 import argparse
-import csv
-import subprocess
 import sys
+import warnings
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from dowel.tabular_input import TabularInputWarning
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -39,13 +39,13 @@ from learning.segment_buffer import SegmentBatch  # noqa: E402
 MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.bmm.default, torch.ops.aten.addmm.default,
            torch.ops.aten.baddbmm.default}
 GUIDE_BATCH = 128  # segments per task per guide step in the release (its control batch per task)
-# (label, experiment, base experiment, flags): the issue's MazeQuick pair, and a cell of CTPG's
+# (label, experiment, base experiment, config values): the issue's MazeQuick pair, and a cell of CTPG's
 # table with CTPG's control settings (shortened: 15 iterations of 10 steps per epoch).
 CASES = [
-    ("MazeQuick-4-v0 preset", "ctpg_dnc", "dnc_sac", ["--env", "MazeQuick-4-v0"]),
+    ("MazeQuick-4-v0 preset", "ctpg_dnc", "dnc_sac", {"env": "MazeQuick-4-v0"}),
     ("HalfCheetahMT5-v0 --preset ctpg", "ctpg_dnc", "dnc_sac",
-     ["--env", "HalfCheetahMT5-v0", "--preset", "ctpg", "--steps_per_epoch", "15", "--min_buffer_size", "200",
-      "--evaluation_frequency", "1000", "--num_evaluation_episodes", "5"]),
+     {"env": "HalfCheetahMT5-v0", "preset": "ctpg", "steps_per_epoch": 15, "min_buffer_size": 200,
+      "evaluation_frequency": 1000, "num_evaluation_episodes": 5}),
 ]
 
 
@@ -85,12 +85,10 @@ def segment_batch(t: int, b: int, k: int, obs_dim: int, act_dim: int, device) ->
         torch.randn(t, b, obs_dim, generator=g), torch.zeros(t, b), torch.ones(t, b))))
 
 
-def guide_step(experiment: str, flags: list[str], repeats: int = 5) -> dict[str, float]:
+def guide_step(experiment: str, flags: dict, repeats: int = 5) -> dict[str, float]:
     """Seconds per guide step and per replay of its matmuls, and its matmul GFLOP."""
-    cli = dict(zip([f.lstrip("-") for f in flags[::2]], flags[1::2]))
     with tempfile.TemporaryDirectory() as tmp:
-        config = resolve_config(experiment, {"env": cli["env"], "preset": cli.get("preset"),
-                                             "log_dir": f"{tmp}/run", "num_threads": 1})
+        config = resolve_config(experiment, {**flags, "log_dir": f"{tmp}/run", "num_threads": 1})
         trainer = build_trainer(config)
         trainer.close()
     training, control = trainer.guide_training, trainer.algorithm
@@ -117,22 +115,35 @@ def guide_step(experiment: str, flags: list[str], repeats: int = 5) -> dict[str,
             "tasks": t, "K": k, "matmuls": len(recorder.calls)}
 
 
-def epoch_seconds(experiment: str, flags: list[str], n_epochs: int) -> list[float]:
-    """Time/EpochSeconds of every epoch of a short run (a subprocess: its own logger)."""
+def run_ratio(experiment: str, base: str, flags: dict, n_epochs: int = 4) -> dict[str, float]:
+    """Seconds per epoch of the CTPG run and of its base run after the warm-up epoch.
+
+    Both trainers are built in this process and their epochs alternate (CTPG first in even epochs,
+    base first in odd ones), so a change of the machine's load reaches both runs alike; the logger
+    has no outputs here, so nothing is written.
+    """
+    seconds: dict[str, list[float]] = {experiment: [], base: []}
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, str(ROOT / "run.py"), experiment, *flags, "--n_epochs", str(n_epochs),
-               "--num_threads", "1", "--log_dir", f"{tmp}/run"]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-        with open(f"{tmp}/run/progress.csv") as f:
-            return [float(row["Time/EpochSeconds"]) for row in csv.DictReader(f)]
-
-
-def run_ratio(experiment: str, base: str, flags: list[str], n_epochs: int = 3) -> dict[str, float]:
-    """CTPG and base seconds per epoch after the warm-up epoch (runs interleaved epoch-wise is not
-    possible; the two runs follow each other)."""
-    guide_flags = ["--guide_batch_size", str(GUIDE_BATCH)]
-    ctpg = sum(epoch_seconds(experiment, flags + guide_flags, n_epochs)[1:]) / (n_epochs - 1)
-    plain = sum(epoch_seconds(base, flags, n_epochs)[1:]) / (n_epochs - 1)
+        trainers = {}
+        try:
+            for name in (experiment, base):
+                extra = {"guide_batch_size": GUIDE_BATCH} if name == experiment else {}
+                config = resolve_config(name, {**flags, **extra, "n_epochs": n_epochs, "num_threads": 1,
+                                               "log_dir": f"{tmp}/{name}"})
+                trainers[name] = build_trainer(config)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TabularInputWarning)  # the logger has no outputs
+                for epoch in range(n_epochs):
+                    order = (experiment, base) if epoch % 2 == 0 else (base, experiment)
+                    for name in order:
+                        start = time.perf_counter()
+                        trainers[name]._run_epoch(epoch)
+                        if epoch > 0:
+                            seconds[name].append(time.perf_counter() - start)
+        finally:
+            for trainer in trainers.values():
+                trainer.close()
+    ctpg, plain = (sum(seconds[n]) / len(seconds[n]) for n in (experiment, base))
     return {"ctpg": ctpg, "base": plain, "ratio": ctpg / plain}
 
 
