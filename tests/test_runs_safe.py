@@ -102,9 +102,12 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(run_copy):
 
 
 def foreign_marker(log_dir, token: str, lease: float) -> None:
-    """A claim as filelock's SoftFileLease writes it, by a process on another host."""
-    (log_dir / LOCK_FILE).write_text(f"filelock/2\npid=4242\nhost=node-elsewhere\nmode=lease\ntoken={token}\n"
-                                     f"duration={lease!r}\nstart=1\n")
+    """A claim as filelock's SoftFileLease writes it, by a process on another host (written whole:
+    a reader never sees it half-written)."""
+    tmp = log_dir / f".{LOCK_FILE}.tmp"
+    tmp.write_text(f"filelock/2\npid=4242\nhost=node-elsewhere\nmode=lease\ntoken={token}\n"
+                   f"duration={lease!r}\nstart=1\n")
+    tmp.replace(log_dir / LOCK_FILE)
 
 
 def test_a_foreign_hosts_lock_is_taken_over_only_once_its_claim_expired(tmp_path):
@@ -124,12 +127,13 @@ def test_a_foreign_hosts_lock_is_taken_over_only_once_its_claim_expired(tmp_path
 def test_a_refreshed_foreign_claim_is_never_taken_over(tmp_path):
     stop = threading.Event()
 
+    foreign_marker(tmp_path, f"{0:032x}", 1.0)  # held before the contender arrives
+
     def refresh():  # the other host's holder renews its claim every 0.2 s
-        k = 0
-        while not stop.is_set():
+        k = 1
+        while not stop.wait(0.2):
             foreign_marker(tmp_path, f"{k:032x}", 1.0)
             k += 1
-            stop.wait(0.2)
 
     thread = threading.Thread(target=refresh)
     thread.start()
