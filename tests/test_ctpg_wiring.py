@@ -67,7 +67,8 @@ def reference_update(guide, policy, batch, control_log_alpha, eps, hindsight, op
     discrete SAC, Christodoulou 2019, eqs. 9-12) with torch's ``optimizer`` class (Adam or SGD)
     per task. Returns (new parameters per task, stats)."""
     out, stats = [], {k: [] for k in ("GuideQTarget", "CompQTarget", "GuideQf1Loss", "CompQf1Loss",
-                                      "GuidePolicyLoss", "GuideAlphaLoss", "HindsightRelabelled")}
+                                      "GuidePolicyLoss", "GuideAlphaLoss", "HindsightRelabelled",
+                                      "CompQEntropyBonus")}
     c_alpha = control_log_alpha.double().exp()
     for i in range(T):
         pol, act = task_slice(policy, i), task_slice(guide.actor, i)
@@ -78,7 +79,7 @@ def reference_update(guide, policy, batch, control_log_alpha, eps, hindsight, op
         alpha = log_alpha.detach().exp()
         pols = [task_slice(policy, j) for j in range(T)]
         states, actions = batch.states[i].double(), batch.actions[i].double()
-        ys, ycs, js = [], [], []
+        ys, ycs, js, bonuses = [], [], [], []
         for b in range(B):
             n = int(batch.valid[i, b].sum())
             with torch.no_grad():
@@ -100,13 +101,15 @@ def reference_update(guide, policy, batch, control_log_alpha, eps, hindsight, op
                 boot = GAMMA ** n * (1 - float(batch.terminal[i, b]))
                 y = sum(GAMMA ** k * SCALE * float(batch.rewards[i, b, k]) for k in range(n))
                 ys.append(y + boot * float((p * (tq - alpha * torch.log(p))).sum()))
-                yc = 0.0
+                yc = bonus = 0.0
                 for k in range(n):  # fresh samples of task i's own policy, the given noise
                     mean, log_std = mlp(pol, "net.", states[b, k]).split(A)
                     u = mean + log_std.clamp(-20, 2).exp() * eps[i, b, k].double()
                     logp = tanh_normal_log_prob(torch.tanh(u), mean, log_std.clamp(-20, 2).exp())
                     yc += GAMMA ** k * (SCALE * float(batch.rewards[i, b, k]) - float(c_alpha[i]) * float(logp))
+                    bonus += GAMMA ** k * -float(c_alpha[i]) * float(logp)
                 ycs.append(yc + boot * float((p * tc).sum()))
+                bonuses.append(bonus)
         s0 = batch.obs[i].double()
         jt = torch.tensor(js)
 
@@ -139,6 +142,7 @@ def reference_update(guide, policy, batch, control_log_alpha, eps, hindsight, op
         new["target_comparable_critic"] = {k: (1 - TAU) * tcomp[k] + TAU * comp[k].detach() for k in comp}
         out.append(new)
         for key, value in (("GuideQTarget", sum(ys) / B), ("CompQTarget", sum(ycs) / B),
+                           ("CompQEntropyBonus", sum(bonuses) / B),
                            ("GuideQf1Loss", q1_loss), ("CompQf1Loss", c1_loss),
                            ("GuidePolicyLoss", pi_loss), ("GuideAlphaLoss", a_loss),
                            ("HindsightRelabelled", float((jt != batch.guide_action[i]).float().mean()))):

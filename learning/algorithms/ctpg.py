@@ -131,15 +131,19 @@ def comparable_critic_loss(batch: SegmentBatch, guide_action: torch.Tensor, crit
         control_alpha: (T,) control temperatures (detached inside).
 
     Returns:
-        (loss (T,), stats CompQf1Loss, CompQf2Loss, CompQTarget).
+        (loss (T,), stats CompQf1Loss, CompQf2Loss, CompQTarget and CompQEntropyBonus, the part of
+        the target from the control entropy bonus ``sum_k gamma^k (-alpha_i log pi_i(a~_k|s_{t+k}))``:
+        it makes the target large while returns are near 0, as in the control critic's soft values).
     """
     with torch.no_grad():
-        soft_r = reward_scale * batch.rewards - control_alpha.detach()[:, None, None] * control_log_prob
+        bonus = -control_alpha.detach()[:, None, None] * control_log_prob
         v = guide_soft_value(end_logits.detach(), *target_critic(batch.end_obs), None)
-        y = (discounted_segment_sum(soft_r, batch.valid, discount)
+        y = (discounted_segment_sum(reward_scale * batch.rewards + bonus, batch.valid, discount)
              + discount ** batch.num_valid * (1.0 - batch.terminal) * v)
     l1, l2, _ = _twin_mse(critic, batch.obs, guide_action, y, batch.weight)
-    stats = {"CompQf1Loss": l1, "CompQf2Loss": l2, "CompQTarget": batch_mean(y, batch.weight)}
+    stats = {"CompQf1Loss": l1, "CompQf2Loss": l2, "CompQTarget": batch_mean(y, batch.weight),
+             "CompQEntropyBonus": batch_mean(discounted_segment_sum(bonus, batch.valid, discount),
+                                             batch.weight)}
     return l1 + l2, {key: x.detach() for key, x in stats.items()}
 
 
