@@ -8,8 +8,9 @@ where the run logs a ``p`` mode, else ``Evaluation/SuccessRate``). Prints to std
 1. per run: final and best success, the mean of the last 5 evaluations, final StagesCompleted (0-3 per
    episode; the mean over the tasks) and per-task final success / stages;
 2. per group (method): mean over seeds of the final success and stages;
-3. for Q-switch runs: the selection matrix (row i = task i's data collection, column j = share of its
-   steps acted by policy j) averaged over the last 10 epochs and over runs.
+3. per mixture group (QMP, QMP-Uniform, QMP-Domain): the mixture's and the own policies' success per run,
+   and the selection matrix (row i = task i's data collection, column j = share of its steps acted by
+   policy j) over the first and the last 10 epochs, averaged over the group's runs.
 """
 
 from __future__ import annotations
@@ -51,21 +52,39 @@ def main(root: Path) -> None:
         g = [final_score(r, r.metric.removesuffix("SuccessRate") + "StagesCompleted") for r in ordered]
         print(f"| {group.label} | {len(ordered)} | {np.mean(s):.2f} ({', '.join(f'{x:.2f}' for x in s)}) "
               f"| {np.mean(g):.2f} ({', '.join(f'{x:.2f}' for x in g)}) |")
-    qswitch = [r for r in runs if "Train/LocalPolicy0/Policy0Prob" in r.progress]
-    if qswitch:
-        n_tasks = qswitch[0].variant["resolved"]["num_tasks"]
-        mats = [np.array([[r.progress[f"Train/LocalPolicy{i}/Policy{j}Prob"].iloc[-SELECTION_EPOCHS:].mean()
-                           for j in range(n_tasks)] for i in range(n_tasks)]) for r in qswitch]
-        mat = np.mean(mats, axis=0)
+    for group in groups:
+        mixed = [r for r in group.runs if "Train/LocalPolicy0/Policy0Prob" in r.progress]
+        if not mixed:
+            continue
         print()
-        print(f"Q-switch selection, last {SELECTION_EPOCHS} epochs, mean over {len(mats)} runs "
-              f"({', '.join(r.path.name for r in qswitch)}): row = task collecting, column = policy acting")
+        print(f"Mixture, {group.label}: success of the behaviour mixture (`Evaluation/SuccessRate`) beside "
+              "the own policies' (`Evaluation/p/SuccessRate`), final (mean of last 5 evaluations)")
         print()
-        print("| task | " + " | ".join(f"pi_{j}" for j in range(n_tasks)) + " |")
-        print("|---" * (n_tasks + 1) + "|")
-        for i in range(n_tasks):
-            print(f"| {i} | " + " | ".join(f"{mat[i, j]:.2f}" for j in range(n_tasks)) + " |")
+        print("| run | mixture final | mixture last 5 | own final | own last 5 |")
+        print("|---|---|---|---|---|")
+        for r in sorted(mixed, key=lambda r: r.variant.get("seed", 0)):
+            _, mix = r.series("Evaluation/SuccessRate")
+            _, own = r.series("Evaluation/p/SuccessRate")
+            print(f"| {r.path.name} | {mix[-1]:.2f} | {mix[-5:].mean():.2f} | {own[-1]:.2f} | {own[-5:].mean():.2f} |")
+        for name, rows in (("first", slice(0, SELECTION_EPOCHS)), ("last", slice(-SELECTION_EPOCHS, None))):
+            print_selection(group.label, mixed, name, rows)
 
+
+def print_selection(label: str, runs, name: str, rows: slice) -> None:
+    """Selection matrix (row i = task i's data collection, column j = share of its steps acted by
+    policy j) over the ``name`` SELECTION_EPOCHS epochs, averaged over ``runs``."""
+    n_tasks = runs[0].variant["resolved"]["num_tasks"]
+    mats = [np.array([[r.progress[f"Train/LocalPolicy{i}/Policy{j}Prob"].dropna().iloc[rows].mean()
+                       for j in range(n_tasks)] for i in range(n_tasks)]) for r in runs]
+    mat = np.mean(mats, axis=0)
+    print()
+    print(f"Selection, {label}, {name} {SELECTION_EPOCHS} epochs, mean over {len(mats)} runs "
+          f"({', '.join(r.path.name for r in runs)}): row = task collecting, column = policy acting")
+    print()
+    print("| task | " + " | ".join(f"pi_{j}" for j in range(n_tasks)) + " |")
+    print("|---" * (n_tasks + 1) + "|")
+    for i in range(n_tasks):
+        print(f"| {i} | " + " | ".join(f"{mat[i, j]:.2f}" for j in range(n_tasks)) + " |")
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/jaco_repro"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/jaco_arm"))
