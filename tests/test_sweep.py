@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -334,3 +335,21 @@ def test_a_sweep_stopped_by_sigterm_and_relaunched_continues_its_trial_exactly(t
     assert not (tmp_path / "sw.failed").exists()
     assert _rows_without_time(progress) == _rows_without_time(reference / "progress.csv")
     assert os.path.isfile(root / "sac_Pendulum-v1_s0" / "final_evaluation.json")
+
+
+def test_a_retry_waits_for_the_earlier_attempt_on_this_host_and_resumes_from_its_snapshot(fake_repo):
+    """A Ray retry after the worker died: the orphaned earlier attempt still holds the run's lock while
+    it finishes its epoch and writes the snapshot; the retry waits for it instead of starting afresh."""
+    repo, root = fake_repo
+    run_dir = root / "t"
+    run_dir.mkdir()
+    (run_dir / "variant.json").write_text("{}")
+    writer = subprocess.Popen([sys.executable, "-c", "import pathlib, time; time.sleep(1.5); "
+                               "pathlib.Path('params.pt').write_bytes(b'x')"], cwd=run_dir)
+    (run_dir / "run.lock").write_text(f"filelock soft lease v1\npid={writer.pid}\nhost={socket.gethostname()}\n")
+    assert trial_body.local_writer(run_dir) == writer.pid
+    code, _, how = _body(repo, root)
+    writer.wait()
+    assert (code, how) == (0, "resumed")
+    assert f"argv resume {run_dir}" in (root / "t.log").read_text()
+    assert trial_body.local_writer(run_dir) is None  # a dead holder's marker does not hold anyone up

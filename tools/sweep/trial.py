@@ -11,6 +11,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ FINAL_FILE = "final_evaluation.json"
 SNAPSHOT_FILE = "params.pt"
 STOP_FILE = ".sweep_stop"  # in ROOT: the driver asks its running trials to stop
 POLL_SECONDS = 0.25
+LOCK_FILE = "run.lock"  # learning/run_lock.py's marker: key=value lines, pid= and host= among them
+WRITER_WAIT_SECONDS = 900.0  # longest wait for an earlier attempt on this host to finish its epoch
 
 
 def is_finished(log_dir: Path) -> bool:
@@ -58,6 +61,45 @@ def move_aside(log_dir: Path, log_file: Path | None = None) -> Path:
     return target
 
 
+def local_writer(log_dir: Path) -> int | None:
+    """The pid of a live process on this host that holds the run's lock (``run.lock``), else None
+    (no lock, an unreadable one, a dead holder, or a holder on another host, whom the lock itself
+    waits for)."""
+    try:
+        text = (log_dir / LOCK_FILE).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    try:
+        pid = int(fields["pid"])
+    except (KeyError, ValueError):
+        return None
+    if not fields.get("host", "").startswith(socket.gethostname()):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    try:  # Linux: an exited process not yet reaped by its parent (a zombie) writes nothing
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None
+    except (OSError, IndexError):
+        pass
+    return pid
+
+
+def _wait_for_writer(log_dir: Path, timeout: float, stop_file: Path) -> None:
+    """Wait (up to ``timeout`` seconds) while an earlier attempt of the trial on this host still
+    writes the run: a Ray retry after the worker died, whose orphaned trial got SIGTERM and is
+    finishing its epoch and snapshot. Resuming then continues from that snapshot instead of being
+    refused by the run's lock. Stops waiting when ``stop_file`` appears."""
+    deadline = time.monotonic() + timeout
+    while local_writer(log_dir) is not None and time.monotonic() < deadline and not stop_file.exists():
+        time.sleep(POLL_SECONDS)
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Linux: SIGTERM the trial when its Ray worker dies (cancelled sweep, Ray shut down)."""
     try:
@@ -93,16 +135,18 @@ def run_trial_process(start_args: list[str], cwd: str, log_dir: str, log_file: s
     ``log_file``; returns (exit code, seconds, how) with how ``started``, ``resumed`` or
     ``finished`` (nothing left to run) or ``not started`` (the sweep is stopping: exit 143).
 
-    Decided here, on the worker, so that a Ray retry after a lost worker or node does the same:
+    Decided here, on the worker, so that a Ray retry after a lost worker or node does the same,
+    once an earlier attempt still writing the run on this host has exited (:func:`_wait_for_writer`):
     a finished run is left alone; an unfinished run with a snapshot continues through
     ``run.py resume LOGDIR`` (the console log is appended to); a log dir without one is moved
     aside (:func:`move_aside`) and the trial starts afresh with ``start_args``.
     """
-    path, console = Path(log_dir), Path(log_file)
+    path, console, stop_file = Path(log_dir), Path(log_file), Path(log_dir).parent / STOP_FILE
+    _wait_for_writer(path, WRITER_WAIT_SECONDS, stop_file)
+    if stop_file.exists() and not is_finished(path):  # queued while the sweep stops
+        return 128 + signal.SIGTERM, 0.0, "not started"
     if is_finished(path):
         return 0, 0.0, "finished"
-    if (path.parent / STOP_FILE).exists():  # queued while the driver was stopping the sweep
-        return 128 + signal.SIGTERM, 0.0, "not started"
     if can_resume(path):
         how, args, mode = "resumed", resume_args(path), "a"
     else:
@@ -118,7 +162,7 @@ def run_trial_process(start_args: list[str], cwd: str, log_dir: str, log_file: s
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT,
                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-        code = _wait(proc, path.parent / STOP_FILE)
+        code = _wait(proc, stop_file)
     return code, time.monotonic() - start, how
 
 
