@@ -184,7 +184,9 @@ class ExperimentConfig:
                              "HalfCheetah in CTPG)", only=SHARING)
     sm_variant: str = _f("paper", "Soft Modularization: paper (Soft-Module's code) | ctpg (CTPG's module) | "
                          "mtrl (mtrl's, the PTSL paper's SM baseline: 50-wide state and task encoders, "
-                         "modules --hidden_sizes wide, last layer averaged over modules)", only=SHARING)
+                         "modules --hidden_sizes wide, last layer averaged over modules; with both networks "
+                         "soft_modular, mtrl's arrangement: the critic's encoders read detached by the actor)",
+                         only=SHARING)
     sm_num_layers: int | None = _f(None, "Soft Modularization: module layers (default: paper/ctpg 4, mtrl 2)",
                                    only=SHARING)
     sm_num_modules: int = _f(4, "Soft Modularization: modules per layer", only=SHARING)

@@ -31,6 +31,7 @@ from learning.policies.mixture_policies_wrapper import MixtureOfPolicies
 from learning.policies.qswitch_mixture_policies_wrapper import QSwitchMixturePolicy
 from learning.policies.tanh_gaussian import TanhGaussianPolicy
 from learning.q_functions.care_twin_q import CARE_TRUNKS, make_twin_q, share_care_parts
+from learning.q_functions.sm_twin_q import share_sm_parts
 from learning.replay_buffer import TaskReplayBuffer
 from learning.segment_buffer import SegmentBuffer, SegmentRecorder
 from learning.sampler import Sampler
@@ -370,6 +371,9 @@ def build_trainer(config: ExperimentConfig, log_dir: Path | None = None) -> Trai
     if config.care_arrangement == "mtrl" and {policy_arch, q_arch} <= set(CARE_TRUNKS):
         policy_options, q_options = share_care_parts(t, len(obs_idx), policy_options, q_options,
                                                      config.encoder_tau, device)
+    if config.sm_variant == "mtrl" and policy_arch == q_arch == "soft_modular":  # mtrl's SM arrangement
+        policy_options, q_options = share_sm_parts(t, len(obs_idx), policy_options, q_options,
+                                                   config.encoder_tau, device)
     policy = TanhGaussianPolicy(policy_arch, t, len(obs_idx), act_dim, hidden, policy_options).to(device)
     qf = make_twin_q(q_arch, t, len(obs_idx), act_dim, hidden, q_options).to(device)
     capacity = replay_capacity_per_task(config, t)

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from learning.algorithms.sac import MultiTaskSAC  # noqa: E402
 from learning.policies.tanh_gaussian import TanhGaussianPolicy  # noqa: E402
-from learning.q_functions import make_twin_q, share_care_parts  # noqa: E402
+from learning.q_functions import make_twin_q, share_care_parts, share_sm_parts  # noqa: E402
 from learning.replay_buffer import TransitionBatch  # noqa: E402
 
 OBS, ACT = 39, 4
@@ -39,7 +39,7 @@ def cases(t: int) -> list[tuple[str, str, dict, tuple[int, ...], bool]]:
         ("CARE, mtrl", "care", dict(num_experts=4), (400,) * 3, True),
         ("CARE, per_network", "care", dict(num_experts=4), (400,) * 3, False),
         ("CARE + PTSL, mtrl", "care_ptsl", dict(num_experts=4, **PTSL), (326,) * 3, True),
-        ("SM mtrl (PTSL)", "soft_modular", dict(variant="mtrl", num_modules=4), (326,), False),
+        ("SM mtrl (PTSL)", "soft_modular", dict(variant="mtrl", num_modules=4), (326,), True),
         ("SM ctpg (CTPG)", "soft_modular", CTPG_SM, (400, 400), False),
         ("SM paper (Soft-Module)", "soft_modular", dict(CTPG_SM, variant="paper", num_gating_layers=2),
          (400, 400), False),
@@ -50,8 +50,9 @@ def cases(t: int) -> list[tuple[str, str, dict, tuple[int, ...], bool]]:
 
 def build(arch: str, t: int, options: dict, hidden: tuple[int, ...], mtrl: bool):
     policy_options, q_options = dict(options), dict(options)
-    if mtrl:
-        policy_options, q_options = share_care_parts(t, OBS, policy_options, q_options, 0.05)
+    if mtrl:  # mtrl's arrangement: the critic's encoders read detached by the actor
+        share = share_sm_parts if arch == "soft_modular" else share_care_parts
+        policy_options, q_options = share(t, OBS, policy_options, q_options, 0.05)
     return TanhGaussianPolicy(arch, t, OBS, ACT, hidden, policy_options), make_twin_q(arch, t, OBS, ACT, hidden,
                                                                                      q_options)
 

@@ -32,6 +32,18 @@ def test_architecture_runs(tmp_path, arch, experiment):
     assert math.isfinite(float(last["Train/Qf1Loss"])) and math.isfinite(float(last["Evaluation/AverageReturn"]))
 
 
+def test_mtrl_soft_modularization_runs_in_mtrl_arrangement(tmp_path):
+    log_dir = tmp_path / "sm"
+    result = CliRunner().invoke(run.cli, run.normalise_argv([
+        "mtsac", *TINY, "--policy_architecture", "soft_modular", "--Q_architecture", "soft_modular",
+        "--sm_variant", "mtrl", "--log_dir", str(log_dir)]), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    import csv
+    with open(log_dir / "progress.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    assert math.isfinite(float(last["Train/Qf1Loss"])) and math.isfinite(float(last["Train/PolicyLoss"]))
+
+
 @pytest.mark.parametrize("arch, flags, attribute, expected", [
     ("ptsl", {"pal_dim": 7}, "pal_dim", 7),
     ("ptsl", {"residual_mode": "sum"}, "residual_mode", "sum"),
@@ -120,7 +132,8 @@ def test_care_arrangement_and_encoder_tau_are_checked(tmp_path):
                      net.route_down[0].in_features) == (3, 2, 8, 12)),
     ({"sm_variant": "mtrl", "sm_num_modules": 3},
      lambda net, q: type(net).__name__ == "MTRLSoftModularMLP" and net.num_modules == 3 and net.num_layers == 2
-     and net.module_weight[0].shape[2] == 16 and net.state_dim == net.in_dim and q.state_dim < q.in_dim),
+     and net.module_weight[0].shape[2] == 16 and net.state_dim == net.in_dim and q.state_dim < q.in_dim
+     and net.parts is q.parts and net.detach_shared and not q.detach_shared),  # mtrl's arrangement
 ])
 def test_soft_modular_flags_reach_actor_and_critics(tmp_path, flags, check):
     config = resolve_config("mtsac", {"env": "MazeLarge-10-v0", "policy_architecture": "soft_modular",

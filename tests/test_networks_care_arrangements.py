@@ -208,3 +208,54 @@ def test_share_care_parts_builds_one_shared_module_for_both():
     pol, q = share_care_parts(T, OBS, dict(num_experts=2), dict(num_experts=2), 0.1)
     assert pol["shared"] is q["shared"] and pol["detach_shared"] and q["encoder_tau"] == 0.1
     assert q["shared"].experts[0].weight.shape == (2, OBS, 50)
+
+
+# ------------------------------------------------------------------------------ mtrl's SM arrangement
+def _sm_sac():
+    from learning.q_functions import share_sm_parts
+    torch.manual_seed(0)
+    pol_opts, q_opts = share_sm_parts(T, OBS, dict(variant="mtrl", num_modules=3), dict(variant="mtrl", num_modules=3),
+                                      0.05)
+    policy = TanhGaussianPolicy("soft_modular", T, OBS, ACT, (6,), pol_opts)
+    qf = make_twin_q("soft_modular", T, OBS, ACT, (6,), q_opts)
+    sac = MultiTaskSAC(policy, qf, T, per_task_alpha=True, lr=1e-2, discount=0.9, tau=0.005,
+                       reward_scale=1.0, target_entropy=-1.0, task_reduction="mean")
+    gen = torch.Generator().manual_seed(5)
+    data = TransitionBatch(torch.randn(T, B, OBS, generator=gen), torch.rand(T, B, ACT, generator=gen) * 2 - 1,
+                           torch.randn(T, B, generator=gen), torch.randn(T, B, OBS, generator=gen), torch.zeros(T, B))
+    return sac, pol_opts["shared"], data
+
+
+def test_mtrl_sm_shares_state_and_task_encoders_trained_by_the_critic_only():
+    """mtrl's SM run: one state encoder and one task encoder, the critic's; the actor reads them detached
+    (no gradient) and trains its own routing and modules; Q1 and Q2 read the same encoders."""
+    from learning.q_functions import SMTwinQFunction
+    sac, shared, data = _sm_sac()
+    qf, policy = sac.qf, sac.policy
+    assert type(qf) is SMTwinQFunction and qf.q1.parts is qf.q2.parts is shared is policy.net.parts
+    assert not any(n.startswith("shared") for n, _ in policy.named_parameters())
+    out = policy(data.obs)
+    (out.mean ** 2).sum().backward()
+    assert all(p.grad is None for p in shared.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.parameters() if p.dim() > 1)
+    before = [p.detach().clone() for p in shared.parameters()]
+    sac.qf_optimizer.step = lambda: None  # actor and temperature steps only
+    sac.update(data)
+    assert all(torch.equal(a, b) for a, b in zip(shared.parameters(), before))
+    sac2, shared2, data2 = _sm_sac()
+    before2 = [p.detach().clone() for p in shared2.parameters()]
+    sac2.update(data2)
+    assert all(not torch.equal(a, b) for a, b in zip(shared2.parameters(), before2))
+
+
+def test_mtrl_sm_target_encoders_follow_their_taus():
+    sac, shared, data = _sm_sac()
+    with torch.no_grad():
+        for prm in sac.target_qf.parameters():
+            prm.add_(1.0)
+    old = {n: prm.detach().clone() for n, prm in sac.target_qf.named_parameters()}
+    sac.update(data)
+    online = dict(sac.qf.named_parameters())
+    for name, prm in sac.target_qf.named_parameters():
+        tau = 1.0 if name.startswith("shared.task_") else 0.05 if name.startswith("shared.encoder.") else 0.005
+        torch.testing.assert_close(prm, old[name] + tau * (online[name] - old[name]), msg=name)

@@ -375,11 +375,12 @@ def sm_mtrl_reference(layers: int, modules: int, state_dim: int | None = None):
         rows = []
         s_dim = x.shape[-1] if state_dim is None else state_dim
         for t in range(T):
-            f = lin(relu(lin(relu(lin(x[t, :, :s_dim], p, "encoder.0")), p, "encoder.2")), p, "encoder.4")
+            f = lin(relu(lin(relu(lin(x[t, :, :s_dim], p, "shared.encoder.0")), p, "shared.encoder.2")),
+                    p, "shared.encoder.4")
             if s_dim < x.shape[-1]:
                 f = lin(torch.cat([f, x[t, :, s_dim:]], -1), p, "action_projection")
-            e = relu(p["task_table"][t])
-            e = lin(relu(lin(relu(lin(e, p, "task_mlp.0")), p, "task_mlp.2")), p, "task_mlp.4")
+            e = relu(p["shared.task_table"][t])
+            e = lin(relu(lin(relu(lin(e, p, "shared.task_mlp.0")), p, "shared.task_mlp.2")), p, "shared.task_mlp.4")
             r = lin(f * e, p, "routing_projection")
             q = lin(relu(r), p, "route_down.0")
             probs = [torch.softmax(q.reshape(-1, modules, modules), -1)]
@@ -414,7 +415,7 @@ def test_soft_modular_mtrl_initial_statistics_and_routing_rows():
     for name, prm in net.named_parameters():
         if "bias" in name:
             assert prm.abs().sum() == 0, name
-        elif name == "task_table":
+        elif name == "shared.task_table":
             assert_variance(name, prm, 1.0, tol=0.2)
         else:
             assert_variance(name, prm, xavier_variance(prm.shape), tol=0.35)

@@ -15,12 +15,16 @@ and 275-285). For task t and state s (n modules, H = ``module_hidden``, L = ``nu
     h_0    = x for every module;  h_{l+1, j} = sum_k P_l[j, k] ReLU(h_{l,k} W_{l,k} + b_{l,k})  (l < L-1)
     y      = mean_k (h_{L-1, k} W_{L-1,k} + b_{L-1,k})      the last layer averaged over the modules
 
-P_l[j, k] is the weight of module k's output in module j's input (rows sum to one). Initialisation as
+P_l[j, k] is the weight of module k's output in module j's input (rows sum to one). F and the task
+encoder are :class:`MTRLSMShared`; in mtrl's arrangement (``learning/q_functions/sm_twin_q.py``) the
+critic owns them and the actor reads them detached (``shared`` with ``detach_shared``). Initialisation as
 mtrl's ``weight_init`` (``mtrl/agent/utils.py`` lines 67-106): Xavier-uniform weights (per module for
 the module layers), zero biases; the task table keeps ``nn.Embedding``'s N(0, 1).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
@@ -33,6 +37,26 @@ def _mlp(sizes: tuple[int, ...], init: str) -> nn.Sequential:
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [plain_linear(a, b, init), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
+
+
+class MTRLSMShared(nn.Module):
+    """mtrl's parts that actor and critic share in its SM run: the state encoder F (50/2/50; tied
+    between actor and critic, ``encoder.py`` lines 294-297) and the task encoder (one for the agent,
+    ``sac.py`` lines 116-126)."""
+
+    def __init__(self, num_tasks: int, state_dim: int, init: str = "xavier_uniform",
+                 encoder_sizes: tuple[int, ...] = (50, 50, 50), task_sizes: tuple[int, ...] = (50, 50, 50, 50)):
+        super().__init__()
+        if task_sizes[-1] != encoder_sizes[-1]:
+            raise ValueError(f"task encoding width {task_sizes[-1]} != state encoding width {encoder_sizes[-1]}")
+        self.num_tasks, self.state_dim, self.feature_dim = num_tasks, state_dim, encoder_sizes[-1]
+        self.encoder = _mlp((state_dim, *encoder_sizes), init)
+        self.task_table = nn.Parameter(torch.randn(num_tasks, task_sizes[0]))  # nn.Embedding's N(0, 1)
+        self.task_mlp = _mlp(task_sizes, init)
+
+    def task_encoding(self) -> torch.Tensor:
+        """e_t for every task, (T, 50), once per task."""
+        return self.task_mlp(torch.relu(self.task_table))
 
 
 class MTRLSoftModularMLP(nn.Module):
@@ -49,8 +73,8 @@ class MTRLSoftModularMLP(nn.Module):
     def __init__(self, num_tasks: int, in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int,
                  init: str = "xavier_uniform", num_layers: int = 2, num_modules: int = 4,
                  module_hidden: int | None = None, gating_hidden: int | None = None,
-                 state_dim: int | None = None, encoder_sizes: tuple[int, ...] = (50, 50, 50),
-                 task_sizes: tuple[int, ...] = (50, 50, 50, 50)):
+                 state_dim: int | None = None, shared: MTRLSMShared | None = None, detach_shared: bool = False,
+                 **shared_options):
         super().__init__()
         state_dim = in_dim if state_dim is None else state_dim
         if num_layers < 2 or not 0 < state_dim <= in_dim:
@@ -60,14 +84,19 @@ class MTRLSoftModularMLP(nn.Module):
         hidden, gate = module_hidden or width, gating_hidden or width
         self.num_tasks, self.in_dim, self.out_dim, self.state_dim = num_tasks, in_dim, out_dim, state_dim
         self.num_modules, self.num_layers = num_modules, num_layers
-        feature = encoder_sizes[-1]
-        self.encoder = _mlp((state_dim, *encoder_sizes), init)
+        if shared is None:
+            shared = MTRLSMShared(num_tasks, state_dim, init, **shared_options)
+        elif (shared.num_tasks, shared.state_dim) != (num_tasks, state_dim):
+            raise ValueError(f"shared SM parts for (T={shared.num_tasks}, state={shared.state_dim}), "
+                             f"network has (T={num_tasks}, state={state_dim})")
+        self.detach_shared = detach_shared
+        if detach_shared:
+            self._borrowed = (shared,)  # mtrl's actor: the critic's parts, read without gradient
+        else:
+            self.shared = shared
+        feature = shared.feature_dim
         if state_dim < in_dim:
             self.action_projection = plain_linear(feature + in_dim - state_dim, feature, init)
-        self.task_table = nn.Parameter(torch.randn(num_tasks, task_sizes[0]))  # nn.Embedding's N(0, 1)
-        self.task_mlp = _mlp(task_sizes, init)
-        if task_sizes[-1] != feature:
-            raise ValueError(f"task encoding width {task_sizes[-1]} != state encoding width {feature}")
         n2 = num_modules * num_modules
         self.routing_projection = plain_linear(feature, gate, init)
         self.route_down = nn.ModuleList(plain_linear(gate, n2, init) for _ in range(num_layers - 1))
@@ -81,11 +110,19 @@ class MTRLSoftModularMLP(nn.Module):
             self.module_weight.append(nn.Parameter(weight))
             self.module_bias.append(nn.Parameter(torch.zeros(num_modules, b)))
 
+    @property
+    def parts(self) -> MTRLSMShared:
+        return self._borrowed[0] if self.detach_shared else self.shared
+
+    def _shared_grad(self):
+        return torch.no_grad() if self.detach_shared else contextlib.nullcontext()
+
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """x of the module layers, (T or 1, B, 50)."""
         if x.ndim != 3 or x.shape[0] not in (1, self.num_tasks):
             raise ValueError(f"expected (T={self.num_tasks} or 1, B, in), got {tuple(x.shape)}")
-        f = self.encoder(x[..., : self.state_dim])
+        with self._shared_grad():
+            f = self.parts.encoder(x[..., : self.state_dim])
         if self.state_dim < self.in_dim:
             f = self.action_projection(torch.cat([f, x[..., self.state_dim:]], -1))
         return f
@@ -95,7 +132,8 @@ class MTRLSoftModularMLP(nn.Module):
         return self._routing(self._encode(x))
 
     def _routing(self, f: torch.Tensor) -> list[torch.Tensor]:
-        task = self.task_mlp(torch.relu(self.task_table))  # (T, 50), once per task
+        with self._shared_grad():
+            task = self.parts.task_encoding()  # (T, 50), once per task
         r = self.routing_projection(f * task[:, None, :])  # (T, B, G)
         logits = self.route_down[0](torch.relu(r))
         probs = [logits]

@@ -103,9 +103,12 @@ def share_care_parts(num_tasks: int, obs_dim: int, policy_options: dict, q_optio
 
 def make_twin_q(architecture: str, num_tasks: int, obs_dim: int, act_dim: int,
                 hidden_sizes: tuple[int, ...], options: dict | None = None) -> nn.Module:
-    """The twin critic for ``options``: mtrl's CARE critic when they carry shared CARE parts
-    (:func:`share_care_parts`), else a ``TwinQFunction`` (every network owning its parts)."""
+    """The twin critic for ``options``: mtrl's CARE (SM) critic when they carry shared CARE (SM) parts
+    (:func:`share_care_parts`, ``sm_twin_q.share_sm_parts``), else a ``TwinQFunction`` (every network
+    owning its parts)."""
+    from learning.q_functions.sm_twin_q import SMTwinQFunction
     from learning.q_functions.twin_q import TwinQFunction
     if options and "shared" in options:
-        return CARETwinQFunction(architecture, num_tasks, obs_dim, act_dim, hidden_sizes, options)
+        kind = SMTwinQFunction if architecture == "soft_modular" else CARETwinQFunction
+        return kind(architecture, num_tasks, obs_dim, act_dim, hidden_sizes, options)
     return TwinQFunction(architecture, num_tasks, obs_dim, act_dim, hidden_sizes, options)
