@@ -174,16 +174,22 @@ def test_mtrl_shared_parts_train_on_the_critic_loss_only():
 
 
 def test_mtrl_target_encoder_follows_its_own_tau_and_the_target_task_encoder_is_the_online_one():
-    sac, shared, data = _sac()
-    with torch.no_grad():  # make target and online differ everywhere
+    sac, _, data = _sac()
+    assert_polyak(sac, data, lambda name: 1.0 if name.startswith("encoder.shared.context.") else (
+        0.05 if name.startswith("encoder.") else 0.005))
+
+
+def assert_polyak(sac, data, tau_of) -> None:
+    """After one update every target parameter moved by tau_of(name) towards the online one (the two
+    made to differ everywhere first)."""
+    with torch.no_grad():
         for prm in sac.target_qf.parameters():
             prm.add_(1.0)
     old = {n: prm.detach().clone() for n, prm in sac.target_qf.named_parameters()}
     sac.update(data)
     online = dict(sac.qf.named_parameters())
     for name, prm in sac.target_qf.named_parameters():
-        tau = 1.0 if name.startswith("encoder.shared.context.") else (
-            0.05 if name.startswith("encoder.") else 0.005)
+        tau = tau_of(name)
         torch.testing.assert_close(prm, old[name] + tau * (online[name] - old[name]), msg=name)
 
 
@@ -249,13 +255,6 @@ def test_mtrl_sm_shares_state_and_task_encoders_trained_by_the_critic_only():
 
 
 def test_mtrl_sm_target_encoders_follow_their_taus():
-    sac, shared, data = _sm_sac()
-    with torch.no_grad():
-        for prm in sac.target_qf.parameters():
-            prm.add_(1.0)
-    old = {n: prm.detach().clone() for n, prm in sac.target_qf.named_parameters()}
-    sac.update(data)
-    online = dict(sac.qf.named_parameters())
-    for name, prm in sac.target_qf.named_parameters():
-        tau = 1.0 if name.startswith("shared.task_") else 0.05 if name.startswith("shared.encoder.") else 0.005
-        torch.testing.assert_close(prm, old[name] + tau * (online[name] - old[name]), msg=name)
+    sac, _, data = _sm_sac()
+    assert_polyak(sac, data, lambda name: 1.0 if name.startswith("shared.task_") else (
+        0.05 if name.startswith("shared.encoder.") else 0.005))
