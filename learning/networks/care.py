@@ -37,7 +37,7 @@ import contextlib
 import torch
 from torch import nn
 
-from learning.networks.layers import StackedLinear, plain_linear
+from learning.networks.layers import StackedLinear, plain_linear, relu_mlp
 
 
 def fixed_task_embeddings(num_tasks: int, seed: int = 0) -> torch.Tensor:
@@ -50,14 +50,6 @@ def fixed_task_embeddings(num_tasks: int, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(num_tasks, num_tasks, generator=generator))
     return q
-
-
-def relu_mlp(sizes: tuple[int, ...], init: str) -> nn.Sequential:
-    """Linear layers of widths ``sizes`` with ReLU between them and none after the last."""
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [plain_linear(a, b, init), nn.ReLU()]
-    return nn.Sequential(*layers[:-1])
 
 
 class CAREShared(nn.Module):

@@ -51,3 +51,11 @@ def plain_linear(in_dim: int, out_dim: int, init: str) -> nn.Linear:
     init_weight_(layer.weight.data.T, init)  # (out, in).T has the (in, out) fan layout
     nn.init.zeros_(layer.bias)
     return layer
+
+
+def relu_mlp(sizes: tuple[int, ...], init: str) -> nn.Sequential:
+    """Linear layers of widths ``sizes`` with ReLU between them and none after the last."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [plain_linear(a, b, init), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])

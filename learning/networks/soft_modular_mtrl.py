@@ -29,14 +29,7 @@ import contextlib
 import torch
 from torch import nn
 
-from learning.networks.layers import init_weight_, plain_linear
-
-
-def _mlp(sizes: tuple[int, ...], init: str) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [plain_linear(a, b, init), nn.ReLU()]
-    return nn.Sequential(*layers[:-1])
+from learning.networks.layers import init_weight_, plain_linear, relu_mlp
 
 
 class MTRLSMShared(nn.Module):
@@ -50,9 +43,9 @@ class MTRLSMShared(nn.Module):
         if task_sizes[-1] != encoder_sizes[-1]:
             raise ValueError(f"task encoding width {task_sizes[-1]} != state encoding width {encoder_sizes[-1]}")
         self.num_tasks, self.state_dim, self.feature_dim = num_tasks, state_dim, encoder_sizes[-1]
-        self.encoder = _mlp((state_dim, *encoder_sizes), init)
+        self.encoder = relu_mlp((state_dim, *encoder_sizes), init)
         self.task_table = nn.Parameter(torch.randn(num_tasks, task_sizes[0]))  # nn.Embedding's N(0, 1)
-        self.task_mlp = _mlp(task_sizes, init)
+        self.task_mlp = relu_mlp(task_sizes, init)
 
     def task_encoding(self) -> torch.Tensor:
         """e_t for every task, (T, 50), once per task."""
