@@ -8,7 +8,8 @@
 # selection matrix) in docs/results/jaco_repro_tables.md.
 # Usage: scripts/report_jaco.sh   Env: PYTHON (default python), ROOT (default data/repro_jaco_arm),
 # OUT (default docs/results/jaco_arm; the dm_control-arm runs of commit 68f164b are docs/results/jaco_repro),
-# PARTIAL=1 also keeps runs still going (their progress so far), for an interim report.
+# PARTIAL=1 also keeps runs still going (their progress so far), for an interim report; a group mixing
+# finished and running seeds is then drawn only over their shared step range.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python}
