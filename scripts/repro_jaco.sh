@@ -9,6 +9,7 @@
 # (replay buffer and env states included, every 25 epochs and on SIGINT/SIGTERM).
 # Usage: scripts/repro_jaco.sh [WORKERS]   (default 2; each worker uses one thread)
 # Env: PYTHON (default python), ROOT (default data/repro_jaco_arm), SEEDS (default "0 1 2"), N_EPOCHS (451),
+# KEPT (default docs/results/jaco_arm: a run finished there, as scripts/report_jaco.sh keeps it, is done),
 # METHODS (default "qmp_dnc dnc_sac dnc_reg qmp_uniform qmp_domain"; a subset runs only those).
 # The runs of commit 68f164b and before (dm_control's arm) are in data/repro_jaco / docs/results/jaco_repro.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,6 +17,7 @@ PYTHON=${PYTHON:-python}
 ROOT=${ROOT:-data/repro_jaco_arm}
 SEEDS=${SEEDS:-0 1 2}
 N_EPOCHS=${N_EPOCHS:-451}
+KEPT=${KEPT:-docs/results/jaco_arm}
 ALL_METHODS="qmp_dnc dnc_sac dnc_reg qmp_uniform qmp_domain dnc_distill shared"
 METHODS=${METHODS:-qmp_dnc dnc_sac dnc_reg qmp_uniform qmp_domain}
 for method in $METHODS; do
@@ -27,6 +29,7 @@ trial() {  # trial NAME EXPERIMENT [FLAGS...]
   local name=$1 experiment=$2; shift 2
   local dir="$ROOT/$name"
   if [ -f "$dir/final_evaluation.json" ]; then echo "done: $name"; return 0; fi
+  if [ -f "$KEPT/$name/final_evaluation.json" ]; then echo "done (kept in $KEPT): $name"; return 0; fi
   if [ -f "$dir/params.pt" ]; then
     echo "resume: $name"
     "$PYTHON" run.py resume "$dir" >>"$ROOT/$name.log" 2>&1
@@ -39,7 +42,7 @@ trial() {  # trial NAME EXPERIMENT [FLAGS...]
   fi
   echo "exit $?: $name"
 }
-export -f trial; export PYTHON ROOT N_EPOCHS
+export -f trial; export PYTHON ROOT N_EPOCHS KEPT
 for seed in $SEEDS; do
   for method in $METHODS; do
     case $method in
