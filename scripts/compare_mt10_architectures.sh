@@ -21,7 +21,11 @@ trial() {  # trial NAME SEED ARCHITECTURE [FLAGS...]
   local dir="$ROOT/${name}_s$seed"
   case " $SKIP " in *" ${name}_s$seed "*) echo "skip: $name s$seed"; return 0;; esac
   if [ -f "$dir/final_evaluation.json" ]; then echo "done: $name s$seed"; return 0; fi
-  rm -rf "$dir"; echo "start: $name s$seed"
+  if [ -e "$dir/run.lock" ]; then  # never delete a directory another run writes
+    echo "skip: $name s$seed has run.lock (another writer running? if not, delete $dir)" >&2; return 0
+  fi
+  if [ -e "$dir" ]; then mv "$dir" "$dir.incomplete.$(date +%Y%m%d-%H%M%S)"; fi  # kept, not deleted
+  echo "start: $name s$seed"
   # shellcheck disable=SC2086
   "$PYTHON" run.py mtsac --env=MetaWorldMT10-v2 --preset ptsl --seed "$seed" --policy_architecture "$arch" \
     --Q_architecture "$arch" "$@" $BUDGET --num_threads 1 --log_dir "$dir" >"$dir.log" 2>&1

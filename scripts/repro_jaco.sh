@@ -33,9 +33,13 @@ trial() {  # trial NAME EXPERIMENT [FLAGS...]
   if [ -f "$dir/params.pt" ]; then
     echo "resume: $name"
     "$PYTHON" run.py resume "$dir" >>"$ROOT/$name.log" 2>&1
+  elif [ -e "$dir/run.lock" ]; then
+    # a writer holds it (or died before its first snapshot): never delete a directory another run writes
+    echo "skip: $name has run.lock but no snapshot (another writer running? if not, delete $dir)" >&2
+    return 0
   else
     echo "start: $name"
-    rm -rf "$dir"
+    if [ -e "$dir" ]; then mv "$dir" "$dir.incomplete.$(date +%Y%m%d-%H%M%S)"; fi  # kept, not deleted
     "$PYTHON" run.py "$experiment" --env=JacoReachMT5-v1 "$@" --log_dir "$dir" \
       --n_epochs "$N_EPOCHS" --evaluation_frequency 5 --num_threads 1 \
       --snapshot_buffer --snapshot_gap 25 >>"$ROOT/$name.log" 2>&1
