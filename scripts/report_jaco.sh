@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # After scripts/repro_jaco.sh: keep each finished run's progress.csv / variant.json /
-# final_evaluation.json under docs/results/jaco_repro/ and draw the figures of docs/results.md's
+# final_evaluation.json under $OUT (docs/results/jaco_arm/) and draw the figures of docs/results.md's
 # Multistage Reacher section: success and StagesCompleted against env steps (mean and band over seeds),
 # per-task grids, the Q-switch selection matrix, rliable summaries, and the first env steps at which
 # each run reaches 80 % and 100 % success (<stem>_thresholds.csv), and the tables of docs/results.md
 # (scripts/summarize_jaco.py: final/best success, stages and per-task results per run, the Q-switch
-# selection matrix) in docs/results/jaco_repro_tables.md.
+# selection matrix) in ${OUT}_tables.md.
 # Usage: scripts/report_jaco.sh   Env: PYTHON (default python), ROOT (default data/repro_jaco_arm),
 # OUT (default docs/results/jaco_arm; the dm_control-arm runs of commit 68f164b are docs/results/jaco_repro),
 # PARTIAL=1 also keeps runs still going (their progress so far), for an interim report; a group mixing
