@@ -24,6 +24,7 @@ from torch import nn
 from learning.networks.care import CAREEncoder, CAREShared
 from learning.networks.ptsl import PTSLMLP
 from learning.networks.shared import SharedMLP
+from learning.q_functions.twin_q import TwinQFunction, taus_by_prefix
 
 CARE_TRUNKS = ("care", "care_ptsl")
 PTSL_OPTIONS = ("pal_dim", "shared_projection", "residual_mode")
@@ -83,11 +84,7 @@ class CARETwinQFunction(nn.Module):
         """Polyak coefficient of every parameter, in ``parameters()`` order: 1 for the task encoder
         (the target reads the online task encoding), ``encoder_tau`` for the experts and the
         attention, ``tau`` for the Q trunks."""
-        def rate(name: str) -> float:
-            if name.startswith("encoder.shared.context."):
-                return 1.0
-            return self.encoder_tau if name.startswith("encoder.") else tau
-        return [rate(name) for name, _ in self.named_parameters()]
+        return taus_by_prefix(self, tau, {"encoder.shared.context.": 1.0, "encoder.": self.encoder_tau})
 
 
 def share_care_parts(num_tasks: int, obs_dim: int, policy_options: dict, q_options: dict,
@@ -107,7 +104,6 @@ def make_twin_q(architecture: str, num_tasks: int, obs_dim: int, act_dim: int,
     (:func:`share_care_parts`, ``sm_twin_q.share_sm_parts``), else a ``TwinQFunction`` (every network
     owning its parts)."""
     from learning.q_functions.sm_twin_q import SMTwinQFunction
-    from learning.q_functions.twin_q import TwinQFunction
     if options and "shared" in options:
         kind = SMTwinQFunction if architecture == "soft_modular" else CARETwinQFunction
         return kind(architecture, num_tasks, obs_dim, act_dim, hidden_sizes, options)

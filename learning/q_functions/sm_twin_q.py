@@ -17,6 +17,7 @@ from torch import nn
 
 from learning.networks import build_network
 from learning.networks.soft_modular_mtrl import MTRLSMShared
+from learning.q_functions.twin_q import taus_by_prefix
 
 
 class SMTwinQFunction(nn.Module):
@@ -59,11 +60,7 @@ class SMTwinQFunction(nn.Module):
     def polyak_taus(self, tau: float) -> list[float]:
         """Per parameter (``parameters()`` order): 1 for the task encoder, ``encoder_tau`` for the state
         encoder, ``tau`` for the Q heads."""
-        def rate(name: str) -> float:
-            if name.startswith("shared.task_"):
-                return 1.0
-            return self.encoder_tau if name.startswith("shared.encoder.") else tau
-        return [rate(name) for name, _ in self.named_parameters()]
+        return taus_by_prefix(self, tau, {"shared.task_": 1.0, "shared.encoder.": self.encoder_tau})
 
 
 def share_sm_parts(num_tasks: int, obs_dim: int, policy_options: dict, q_options: dict, encoder_tau: float,

@@ -49,3 +49,15 @@ class TwinQFunction(nn.Module):
     def q1_value(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q1 alone, (T, B); the original Q-switch scores with it (reference §3.5)."""
         return self.q1(torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+
+def taus_by_prefix(module: nn.Module, tau: float, rates: dict[str, float]) -> list[float]:
+    """Polyak coefficient of every parameter of ``module``, in ``parameters()`` order: the rate of the
+    first prefix of ``rates`` (in insertion order) that the parameter's name starts with, else ``tau``.
+
+    Used by critics whose parts follow different target rates (mtrl's CARE and SM arrangements:
+    task encoder 1, state encoder ``encoder_tau``, Q trunks ``tau``; ``SAC`` reads it through
+    ``polyak_taus``)."""
+    def rate(name: str) -> float:
+        return next((value for prefix, value in rates.items() if name.startswith(prefix)), tau)
+    return [rate(name) for name, _ in module.named_parameters()]
