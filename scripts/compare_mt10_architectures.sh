@@ -10,6 +10,8 @@
 # Usage: scripts/compare_mt10_architectures.sh [WORKERS]   Env: PYTHON, ROOT, SEEDS ("0 1"), BUDGET,
 # SKIP (trial names to leave out, e.g. "mtsac_s0 sac_ptsl_s0").
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/run_dir.sh
+source scripts/run_dir.sh
 PYTHON=${PYTHON:-python}
 ROOT=${ROOT:-data/mt10_architectures}
 SEEDS=${SEEDS:-0 1}
@@ -21,17 +23,14 @@ trial() {  # trial NAME SEED ARCHITECTURE [FLAGS...]
   local dir="$ROOT/${name}_s$seed"
   case " $SKIP " in *" ${name}_s$seed "*) echo "skip: $name s$seed"; return 0;; esac
   if [ -f "$dir/final_evaluation.json" ]; then echo "done: $name s$seed"; return 0; fi
-  if [ -e "$dir/run.lock" ]; then  # never delete a directory another run writes
-    echo "skip: $name s$seed has run.lock (another writer running? if not, delete $dir)" >&2; return 0
-  fi
-  if [ -e "$dir" ]; then mv "$dir" "$dir.incomplete.$(date +%Y%m%d-%H%M%S)"; fi  # kept, not deleted
+  fresh_run_dir "$dir" || return 0
   echo "start: $name s$seed"
   # shellcheck disable=SC2086
   "$PYTHON" run.py mtsac --env=MetaWorldMT10-v2 --preset ptsl --seed "$seed" --policy_architecture "$arch" \
     --Q_architecture "$arch" "$@" $BUDGET --num_threads 1 --log_dir "$dir" >"$dir.log" 2>&1
   echo "exit $?: $name s$seed"
 }
-export -f trial; export PYTHON ROOT BUDGET SKIP
+export -f trial fresh_run_dir; export PYTHON ROOT BUDGET SKIP
 for seed in $SEEDS; do  # --preset ptsl sizes each architecture as the PTSL paper (README, PTSL table)
   echo "mtsac $seed shared_onehot"
   echo "sac_ptsl $seed ptsl"

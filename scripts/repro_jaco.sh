@@ -13,6 +13,8 @@
 # METHODS (default "qmp_dnc dnc_sac dnc_reg qmp_uniform qmp_domain"; a subset runs only those).
 # The runs of commit 68f164b and before (dm_control's arm) are in data/repro_jaco / docs/results/jaco_repro.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/run_dir.sh
+source scripts/run_dir.sh
 PYTHON=${PYTHON:-python}
 ROOT=${ROOT:-data/repro_jaco_arm}
 SEEDS=${SEEDS:-0 1 2}
@@ -33,20 +35,16 @@ trial() {  # trial NAME EXPERIMENT [FLAGS...]
   if [ -f "$dir/params.pt" ]; then
     echo "resume: $name"
     "$PYTHON" run.py resume "$dir" >>"$ROOT/$name.log" 2>&1
-  elif [ -e "$dir/run.lock" ]; then
-    # a writer holds it (or died before its first snapshot): never delete a directory another run writes
-    echo "skip: $name has run.lock but no snapshot (another writer running? if not, delete $dir)" >&2
-    return 0
   else
+    fresh_run_dir "$dir" || return 0
     echo "start: $name"
-    if [ -e "$dir" ]; then mv "$dir" "$dir.incomplete.$(date +%Y%m%d-%H%M%S)"; fi  # kept, not deleted
     "$PYTHON" run.py "$experiment" --env=JacoReachMT5-v1 "$@" --log_dir "$dir" \
       --n_epochs "$N_EPOCHS" --evaluation_frequency 5 --num_threads 1 \
       --snapshot_buffer --snapshot_gap 25 >>"$ROOT/$name.log" 2>&1
   fi
   echo "exit $?: $name"
 }
-export -f trial; export PYTHON ROOT N_EPOCHS KEPT
+export -f trial fresh_run_dir; export PYTHON ROOT N_EPOCHS KEPT
 for seed in $SEEDS; do
   for method in $METHODS; do
     case $method in
